@@ -1,0 +1,255 @@
+//! Builds the new root beside /sysroot and moves it there in one step.
+//!
+//! Everything is mounted under a private tmpfs at `/run/veriroot`: the
+//! EROFS image, the verified overlay, and below it the real root, /etc and
+//! /var. Only when all of that succeeded is the tree moved onto /sysroot.
+//! On any failure the tmpfs is detached with everything on it, so /sysroot
+//! never shows a partial or unverified root.
+//!
+//! Layers are attached in the namespace, not passed as detached mounts:
+//! before Linux 6.15 overlayfs refuses layers that are not in the caller's
+//! mount namespace (`clone_private_mount`).
+
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, CWD};
+use rustix::io::Errno;
+use rustix::mount::{
+    mount_change, mount_remount, move_mount, open_tree, unmount, MountFlags, MountPropagationFlags,
+    MoveMountFlags, OpenTreeFlags, UnmountFlags,
+};
+
+use std::fs::File;
+
+use crate::mount::{self, ErofsBacking, LayerSyntax, MountError};
+use crate::state::{self, StateError};
+
+/// What becomes of /etc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcMode {
+    /// The image's /etc as is (read-only).
+    None,
+    /// The image's /etc below, `state/deploy/<hex>/etc/upper` above.
+    Overlay,
+    /// The image's /etc below, a tmpfs above: changes vanish at reboot.
+    Transient,
+}
+
+/// What becomes of /var.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarMode {
+    None,
+    /// `state/deploy/<hex>/var` bind-mounted.
+    Bind,
+    /// A fresh tmpfs.
+    Transient,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountPolicy {
+    pub etc: EtcMode,
+    pub var: VarMode,
+}
+
+impl Default for MountPolicy {
+    fn default() -> Self {
+        MountPolicy { etc: EtcMode::Overlay, var: VarMode::Bind }
+    }
+}
+
+#[derive(Debug)]
+pub enum AssembleError {
+    Mount(MountError),
+    State(StateError),
+    Step { step: &'static str, path: PathBuf, errno: Errno },
+    MissingMountPoint { path: &'static str },
+}
+
+impl fmt::Display for AssembleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AssembleError::Mount(e) => e.fmt(f),
+            AssembleError::State(e) => e.fmt(f),
+            AssembleError::Step { step, path, errno } => {
+                write!(f, "{step} {} failed: {errno}", path.display())
+            }
+            AssembleError::MissingMountPoint { path } => write!(
+                f,
+                "the image has no {path} directory to mount on: build the image with an \
+                 empty {path}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AssembleError {}
+
+impl From<MountError> for AssembleError {
+    fn from(e: MountError) -> Self {
+        AssembleError::Mount(e)
+    }
+}
+
+impl From<StateError> for AssembleError {
+    fn from(e: StateError) -> Self {
+        AssembleError::State(e)
+    }
+}
+
+/// Where things are.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The real root now, the new root after `commit` (`/sysroot`).
+    pub sysroot: PathBuf,
+    /// Veriroot's scratch space; gets a private tmpfs (`/run/veriroot`).
+    pub run_dir: PathBuf,
+    /// Whether the real root, seen at `<new root>/sysroot`, is read-only.
+    pub sysroot_readonly: bool,
+}
+
+/// What to mount: an image already verified against the command line.
+pub struct Source<'a> {
+    pub image: &'a File,
+    pub objects: &'a OwnedFd,
+    pub digest_hex: &'a str,
+    pub require_verity: bool,
+    pub force_loop: bool,
+}
+
+/// How the kernel took it, for the log and `check`.
+#[derive(Debug, Clone, Copy)]
+pub struct Assembled {
+    pub backing: ErofsBacking,
+    pub layers: LayerSyntax,
+}
+
+/// The private tmpfs; detaching it detaches everything still below it.
+struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    /// Private, because moving a mount whose parent is shared fails with
+    /// EINVAL, and systemd makes every mount shared.
+    fn new(dir: &Path) -> Result<Self, AssembleError> {
+        match rustix::fs::mkdir(dir, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(errno) => return Err(step("mkdir", dir, errno)),
+        }
+        let tmp = mount::tmpfs("0700")?;
+        attach(&tmp, dir)?;
+        let staging = Staging { dir: dir.to_owned() };
+        mount_change(dir, MountPropagationFlags::PRIVATE).map_err(|e| step("make private", dir, e))?;
+        Ok(staging)
+    }
+
+    fn mkdir(&self, name: &str) -> Result<PathBuf, AssembleError> {
+        let path = self.dir.join(name);
+        rustix::fs::mkdir(&path, Mode::from_raw_mode(0o755)).map_err(|e| step("mkdir", &path, e))?;
+        Ok(path)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Lazy unmount takes the whole subtree: a half-built root goes
+        // with it; after a commit only the EROFS attachment is left.
+        if let Err(e) = unmount(&self.dir, UnmountFlags::DETACH) {
+            log::error!("cleanup: cannot detach {}: {e}", self.dir.display());
+        }
+    }
+}
+
+fn step(step: &'static str, path: &Path, errno: Errno) -> AssembleError {
+    AssembleError::Step { step, path: path.to_owned(), errno }
+}
+
+fn attach(mnt: &OwnedFd, target: &Path) -> Result<(), AssembleError> {
+    move_mount(mnt.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .map_err(|e| step("attach a mount at", target, e))
+}
+
+fn clone_tree(path: &Path, recursive: bool) -> Result<OwnedFd, AssembleError> {
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    open_tree(CWD, path, flags).map_err(|e| step("clone the mount", path, e))
+}
+
+/// `rel` must be a directory of the new root, to mount on.
+fn mount_point(root: &Path, rel: &'static str) -> Result<PathBuf, AssembleError> {
+    let path = root.join(rel.trim_start_matches('/'));
+    match mount::open_path(CWD, path.to_str().unwrap_or_default()) {
+        Ok(_) => Ok(path),
+        Err(Errno::NOENT | Errno::NOTDIR) => Err(AssembleError::MissingMountPoint { path: rel }),
+        Err(errno) => Err(step("open mount point", &path, errno)),
+    }
+}
+
+/// Mounts `source` as the new root with the real root, /etc and /var
+/// below it, then moves the tree onto `layout.sysroot`.
+pub fn assemble(source: &Source<'_>, policy: MountPolicy, layout: &Layout) -> Result<Assembled, AssembleError> {
+    // State first: it lives on the real root and needs no cleanup.
+    let deploy = state::deploy_dir(&layout.sysroot, source.digest_hex);
+    let etc_state = match policy.etc {
+        EtcMode::Overlay => Some((deploy.join("etc/upper"), deploy.join("etc/work"))),
+        _ => None,
+    };
+    if let Some((upper, work)) = &etc_state {
+        state::ensure_dir(upper, 0o755)?;
+        state::ensure_dir(work, 0o700)?;
+    }
+    let var_state = (policy.var == VarMode::Bind).then(|| deploy.join("var"));
+    if let Some(var) = &var_state {
+        state::ensure_dir(var, 0o755)?;
+    }
+
+    let staging = Staging::new(&layout.run_dir)?;
+    let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
+    let erofs_dir = staging.mkdir("erofs")?;
+    attach(&erofs, &erofs_dir)?;
+    let (root, layers) = mount::composefs_overlay(&erofs_dir, source.objects, source.digest_hex, source.require_verity)?;
+    let root_dir = staging.mkdir("root")?;
+    attach(&root, &root_dir)?;
+
+    // The real root stays reachable (bootc and ostree expect /sysroot).
+    let sysroot_mp = mount_point(&root_dir, "/sysroot")?;
+    attach(&clone_tree(&layout.sysroot, true)?, &sysroot_mp)?;
+    if layout.sysroot_readonly {
+        mount_remount(&sysroot_mp, MountFlags::BIND | MountFlags::RDONLY, "")
+            .map_err(|e| step("make read-only", &sysroot_mp, e))?;
+    }
+
+    if policy.etc != EtcMode::None {
+        let etc_mp = mount_point(&root_dir, "/etc")?;
+        let etc = match &etc_state {
+            Some((upper, work)) => mount::etc_overlay(&etc_mp, upper, work)?,
+            None => {
+                let tmp_dir = staging.mkdir("etc-state")?;
+                attach(&mount::tmpfs("0755")?, &tmp_dir)?;
+                let (upper, work) = (tmp_dir.join("upper"), tmp_dir.join("work"));
+                state::ensure_dir(&upper, 0o755)?;
+                state::ensure_dir(&work, 0o700)?;
+                mount::etc_overlay(&etc_mp, &upper, &work)?
+            }
+        };
+        attach(&etc, &etc_mp)?;
+    }
+    if policy.var != VarMode::None {
+        let var_mp = mount_point(&root_dir, "/var")?;
+        let var = match &var_state {
+            Some(dir) => clone_tree(dir, false)?,
+            None => mount::tmpfs("0755")?,
+        };
+        attach(&var, &var_mp)?;
+    }
+
+    // The one step that changes what /sysroot shows.
+    move_mount(CWD, &root_dir, CWD, &layout.sysroot, MoveMountFlags::empty())
+        .map_err(|e| step("move the verified root onto", &layout.sysroot, e))?;
+    drop(staging);
+    Ok(Assembled { backing, layers })
+}

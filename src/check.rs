@@ -1,0 +1,161 @@
+//! `veriroot check`: everything the boot path does short of mounting,
+//! reported in plain words with the fix for each problem.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use crate::cmdline::{Cmdline, ImageRef};
+use crate::probe::{self, Support};
+use crate::repository::{self, Repository};
+use crate::verity;
+
+/// One line of the report.
+pub struct Finding {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn ok(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding { ok: true, text: text.into() });
+    }
+
+    fn fail(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding { ok: false, text: text.into() });
+    }
+
+    pub fn passed(&self) -> bool {
+        self.findings.iter().all(|f| f.ok)
+    }
+
+    pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        for f in &self.findings {
+            writeln!(out, "{} {}", if f.ok { "ok  " } else { "FAIL" }, f.text)?;
+        }
+        let failed = self.findings.iter().filter(|f| !f.ok).count();
+        if failed == 0 {
+            writeln!(out, "verdict: this system would boot the verified image")
+        } else {
+            writeln!(out, "verdict: this system would NOT boot verified ({failed} problem(s) above)")
+        }
+    }
+}
+
+/// Runs every check against `sysroot` (the real root, as it will be
+/// mounted at /sysroot) and the command line the next boot will use.
+pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
+    let mut report = Report::default();
+    let refs = match cmdline.image_refs() {
+        Ok(r) if r.is_empty() => {
+            report.fail("kernel command line: no composefs=<digest> or composefs.digest=...; add one to the boot entry");
+            return report;
+        }
+        Ok(r) => r,
+        Err(e) => {
+            report.fail(format!("kernel command line: {e}"));
+            return report;
+        }
+    };
+    for r in &refs {
+        report.ok(format!(
+            "kernel command line: '{}' ({} {})",
+            r.source,
+            if r.insecure { "INSECURE, fs-verity not enforced," } else { "secure," },
+            r.digest.algorithm()
+        ));
+    }
+    let repo = match Repository::open(&sysroot.join("composefs")) {
+        Ok(r) => r,
+        Err(e) => {
+            report.fail(e.to_string());
+            return report;
+        }
+    };
+    report.ok(format!("repository {} found", repo.path().display()));
+    let Some(image) = check_image(&mut report, &repo, &refs) else {
+        return report;
+    };
+    check_kernel(&mut report, &image);
+    report
+}
+
+fn check_image(report: &mut Report, repo: &Repository, refs: &[ImageRef]) -> Option<File> {
+    let mut tried = Vec::new();
+    for image_ref in refs {
+        let (file, path) = match repo.open_image(image_ref) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                tried.push(repo.image_path(&image_ref.digest));
+                continue;
+            }
+            Err(e) => {
+                report.fail(e.to_string());
+                return None;
+            }
+        };
+        for p in tried.drain(..) {
+            report.ok(format!("{} absent: trying the next image", p.display()));
+        }
+        match repo.meta() {
+            Ok(Some((meta, measured))) => {
+                let state = match &measured {
+                    Ok(d) => format!("fs-verity {d}"),
+                    Err(e) => e.to_string(),
+                };
+                let text = format!("{}: version {}, {}, {state}", repo.meta_path().display(), meta.version, meta.algorithm.repository_name());
+                match (&measured, image_ref.insecure) {
+                    (Err(_), false) => report.fail(format!("{text}; run `veriroot enable-verity {}`", repo.path().display())),
+                    _ => report.ok(text),
+                }
+                if let Err(e) = repo.check_algorithm(&meta, image_ref) {
+                    report.fail(e.to_string());
+                }
+            }
+            Ok(None) if image_ref.insecure => report.ok(format!("{} absent (accepted in insecure mode)", repo.meta_path().display())),
+            Ok(None) => report.fail(repository::RepoError::MetaMissing { path: repo.meta_path() }.to_string()),
+            Err(e) => report.fail(e.to_string()),
+        }
+        let measured = verity::measure(&file);
+        match repository::verify_image(&path, image_ref, &measured) {
+            Ok(()) => match &measured {
+                Ok(d) => report.ok(format!("{}: fs-verity {d} matches the command line", path.display())),
+                Err(e) => report.ok(format!("{}: {e} (accepted in insecure mode)", path.display())),
+            },
+            Err(e) => report.fail(e.to_string()),
+        }
+        if let Err(e) = repo.objects() {
+            report.fail(e.to_string());
+        }
+        return Some(file);
+    }
+    report.fail(repository::RepoError::NoImage { tried }.to_string());
+    None
+}
+
+fn check_kernel(report: &mut Report, image: &File) {
+    let release = crate::modules::release();
+    let f = probe::kernel_features();
+    let mut line = |what: &str, s: Support, fix: &str| match s {
+        Support::Yes => report.ok(format!("kernel {release}: {what}: supported")),
+        Support::No => report.fail(format!("kernel {release}: {what}: NOT supported; {fix}")),
+        Support::Unknown(e) => report.fail(format!("kernel {release}: {what}: could not probe ({e}); run as root with the overlay and erofs modules loaded")),
+    };
+    line("overlay verity=require", f.overlay_verity, "secure boot needs Linux 6.6+");
+    line("overlay data-only layers (lowerdir=A::B)", f.overlay_data_only, "needs Linux 6.5+");
+    if f.overlay_append_layers != Support::Yes {
+        report.ok(format!("kernel {release}: overlay lowerdir+/datadir+ not available: the lowerdir=A::B form will be used"));
+    } else {
+        report.ok(format!("kernel {release}: overlay lowerdir+/datadir+: supported"));
+    }
+    match probe::erofs_file_backed(image) {
+        Support::Yes => report.ok(format!("kernel {release}: file-backed EROFS: supported")),
+        Support::No => report.ok(format!("kernel {release}: file-backed EROFS not available: a loop device will be used (needs the loop module)")),
+        Support::Unknown(e) => report.fail(format!("kernel {release}: EROFS: could not mount the image ({e}); is the erofs module available?")),
+    }
+}

@@ -1,0 +1,191 @@
+//! veriroot as `/init` of a minimal initrd: set up the early userspace,
+//! mount the real root, verify and mount the image, switch root.
+//! Any failure powers the machine off: there is nothing unverified to
+//! fall back to.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::fs::Mode;
+use rustix::io::Errno;
+use rustix::mount::{mount, mount_move, MountFlags};
+
+use crate::assemble::{Layout, MountPolicy};
+use crate::blockdev::{self, NotFound, RootSpec};
+use crate::cmdline::Cmdline;
+use crate::modules::{self, ModuleError};
+use crate::setup::{self, SetupError, SetupOptions};
+
+const SYSROOT: &str = "/sysroot";
+const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub enum InitError {
+    EarlyMount { target: &'static str, errno: Errno },
+    Cmdline(std::io::Error),
+    Modules(ModuleError),
+    NoRoot,
+    RootSpec(String),
+    RootTimeout(String),
+    RootDevice(NotFound),
+    RootMount { device: PathBuf, fstype: String, errno: Errno },
+    Setup(SetupError),
+    SwitchRoot { step: &'static str, errno: Errno },
+    Exec { init: String, error: std::io::Error },
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use InitError::*;
+        match self {
+            EarlyMount { target, errno } => write!(f, "cannot mount {target}: {errno}"),
+            Cmdline(e) => write!(f, "cannot read /proc/cmdline: {e}"),
+            Modules(e) => e.fmt(f),
+            NoRoot => f.write_str("no root= on the kernel command line: add root=/dev/..., UUID= or LABEL="),
+            RootSpec(e) => f.write_str(e),
+            RootTimeout(v) => write!(f, "veriroot.root-timeout={v} is not a number of seconds"),
+            RootDevice(e) => e.fmt(f),
+            RootMount { device, fstype, errno } => write!(
+                f,
+                "cannot mount the real root {} ({fstype}) at {SYSROOT}: {errno}; check \
+                 rootfstype= and rootflags=",
+                device.display()
+            ),
+            Setup(e) => e.fmt(f),
+            SwitchRoot { step, errno } => write!(f, "switch root: {step} failed: {errno}"),
+            Exec { init, error } => write!(f, "cannot execute {init} in the verified root: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// Runs as PID 1. Never returns: execs the real init or powers off.
+pub fn run() -> ! {
+    let started = Instant::now();
+    let err = match boot(started) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    fail(&err)
+}
+
+fn boot(started: Instant) -> Result<std::convert::Infallible, InitError> {
+    early_mounts()?;
+    crate::logger::init(true, false);
+    let text = std::fs::read_to_string("/proc/cmdline").map_err(InitError::Cmdline)?;
+    let cmdline = Cmdline::parse(text.trim_end());
+    // A malformed command line is known before waiting for any disk.
+    let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
+
+    let dir = Path::new("/lib/modules").join(modules::release());
+    let n = modules::load_all(&dir).map_err(InitError::Modules)?;
+    log::info!("loaded {n} kernel modules");
+
+    mount_real_root(&cmdline)?;
+    let opts = SetupOptions {
+        layout: Layout {
+            sysroot: SYSROOT.into(),
+            run_dir: "/run/veriroot".into(),
+            sysroot_readonly: cmdline.last_flag("ro", "rw") != Some("rw"),
+        },
+        policy: MountPolicy::default(),
+        force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
+    };
+    let booted = setup::setup_root(&refs, &opts).map_err(InitError::Setup)?;
+    log::info!(
+        "mounted {} ({}, overlay {:?}) at {SYSROOT}: verify {} ms, mount {} ms, total since start {} ms",
+        booted.image_ref.digest,
+        booted.assembled.backing,
+        booted.assembled.layers,
+        booted.timings.verify.as_millis(),
+        booted.timings.mount.as_millis(),
+        started.elapsed().as_millis()
+    );
+    switch_root(&cmdline)
+}
+
+/// /proc, /sys, /dev, /run, as every init expects. EBUSY: already there.
+fn early_mounts() -> Result<(), InitError> {
+    let mounts: [(&str, &'static str, &str, MountFlags, Option<&CStr>); 4] = [
+        ("proc", "/proc", "proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None),
+        ("sysfs", "/sys", "sysfs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None),
+        ("devtmpfs", "/dev", "devtmpfs", MountFlags::NOSUID, Some(c"mode=0755")),
+        ("tmpfs", "/run", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, Some(c"mode=0755")),
+    ];
+    for (source, target, fstype, flags, data) in mounts {
+        // EEXIST is the usual case; a real problem shows in the mount below.
+        let _ = rustix::fs::mkdir(target, Mode::from_raw_mode(0o755));
+        match mount(source, target, fstype, flags, data) {
+            Ok(()) | Err(Errno::BUSY) => {}
+            Err(errno) => return Err(InitError::EarlyMount { target, errno }),
+        }
+    }
+    Ok(())
+}
+
+fn mount_real_root(cmdline: &Cmdline) -> Result<(), InitError> {
+    let spec = RootSpec::parse(cmdline.value("root").ok_or(InitError::NoRoot)?).map_err(InitError::RootSpec)?;
+    let timeout = match cmdline.value("veriroot.root-timeout") {
+        Some(v) => Duration::from_secs(v.parse().map_err(|_| InitError::RootTimeout(v.into()))?),
+        None => DEFAULT_ROOT_TIMEOUT,
+    };
+    let (device, info) = blockdev::wait_for(&spec, timeout).map_err(InitError::RootDevice)?;
+    let fstype = cmdline
+        .value("rootfstype")
+        .map(str::to_owned)
+        .or_else(|| info.map(|i| i.fstype.to_owned()))
+        .unwrap_or_else(|| "ext4".to_owned());
+    // The real root's superblock is writable whatever `ro` says: /etc and
+    // /var state live on it. `ro` makes its view at /sysroot/sysroot read-only.
+    let _ = rustix::fs::mkdir(SYSROOT, Mode::from_raw_mode(0o755));
+    let flags = CString::new(cmdline.value("rootflags").unwrap_or("")).map_err(|_| InitError::RootSpec("rootflags= contains a NUL byte".into()))?;
+    mount(&device, SYSROOT, fstype.as_str(), MountFlags::empty(), flags.as_c_str())
+        .map_err(|errno| InitError::RootMount { device: device.clone(), fstype: fstype.clone(), errno })?;
+    log::info!("mounted real root {} ({fstype}) at {SYSROOT}", device.display());
+    Ok(())
+}
+
+/// Moves the API filesystems into the new root, makes it `/` and execs
+/// its init. The initramfs cannot be pivoted away, so this is MS_MOVE +
+/// chroot, as switch_root(8) does.
+fn switch_root(cmdline: &Cmdline) -> Result<std::convert::Infallible, InitError> {
+    let step = |step| move |errno| InitError::SwitchRoot { step, errno };
+    for api in ["/dev", "/proc", "/sys", "/run"] {
+        let target = format!("{SYSROOT}{api}");
+        if let Err(errno) = mount_move(api, target.as_str()) {
+            // The new root lacks the directory or it is read-only: the
+            // init there gets to mount its own.
+            log::warn!("not moving {api} into the new root: {errno}");
+            let _ = rustix::mount::unmount(api, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+    rustix::process::chdir(SYSROOT).map_err(step("chdir /sysroot"))?;
+    mount_move(".", "/").map_err(step("move /sysroot to /"))?;
+    rustix::process::chroot(".").map_err(step("chroot"))?;
+    rustix::process::chdir("/").map_err(step("chdir /"))?;
+    let init = cmdline.value("init").unwrap_or("/sbin/init").to_owned();
+    log::info!("switching root to {}", init);
+    let error = std::process::Command::new(&init).args(cmdline.init_args()).arg0(&init).exec();
+    Err(InitError::Exec { init, error })
+}
+
+/// Says why on the console, leaves the PCR question to later issues,
+/// and powers off: PID 1 exiting would panic the kernel instead.
+fn fail(err: &InitError) -> ! {
+    let msg = format!("veriroot: refusing to boot: {err}");
+    log::error!("refusing to boot: {err}");
+    if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
+        let _ = writeln!(console, "\n{msg}\nveriroot: powering off");
+    }
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+    // Unreachable unless reboot(2) failed; never return to the kernel.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

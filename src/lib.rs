@@ -1,0 +1,25 @@
+//! veriroot: verify a composefs image against the kernel command line and
+//! mount it as the new root, in the initramfs.
+//!
+//! The boot path, one module per step:
+//! `cmdline` → `repository` (open + verify) → `assemble` (via `mount`,
+//! `state`) → hand-off (`init` as PID 1, or exit 0 under systemd).
+#![deny(unsafe_code)]
+
+pub mod assemble;
+pub mod blockdev;
+pub mod check;
+pub mod cmdline;
+pub mod digest;
+pub mod enable;
+pub mod init;
+pub mod logger;
+pub mod loopdev;
+pub mod modules;
+pub mod mount;
+pub mod probe;
+pub mod repository;
+pub mod setup;
+pub mod state;
+mod sys;
+pub mod verity;

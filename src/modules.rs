@@ -1,0 +1,114 @@
+//! Loading the kernel modules shipped in a minimal initrd, dependencies
+//! first, as `modules.dep` orders them.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses (.ko.xz/.zst/.gz).
+const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
+
+#[derive(Debug)]
+pub struct ModuleError {
+    pub path: PathBuf,
+    pub errno: Errno,
+}
+
+impl fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot load kernel module {}: {}", self.path.display(), self.errno)?;
+        if self.errno == Errno::NOEXEC || self.errno == Errno::INVAL {
+            write!(f, "; was it built for this kernel ({})?", release())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ModuleError {}
+
+pub fn release() -> String {
+    rustix::system::uname().release().to_string_lossy().into_owned()
+}
+
+/// `modules.dep`: `path: dep dep ...`, paths relative to the module dir.
+pub fn parse_dep(text: &str) -> Vec<(String, Vec<String>)> {
+    text.lines()
+        .filter_map(|line| {
+            let (module, deps) = line.split_once(':')?;
+            Some((module.trim().to_owned(), deps.split_whitespace().map(str::to_owned).collect()))
+        })
+        .filter(|(m, _)| !m.is_empty())
+        .collect()
+}
+
+/// Every module of `modules.dep` in an order where dependencies come first.
+pub fn load_order(entries: &[(String, Vec<String>)]) -> Vec<String> {
+    let deps: HashMap<&str, &[String]> = entries.iter().map(|(m, d)| (m.as_str(), d.as_slice())).collect();
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    fn visit<'a>(m: &'a str, deps: &HashMap<&'a str, &'a [String]>, seen: &mut HashSet<&'a str>, order: &mut Vec<String>) {
+        if !seen.insert(m) {
+            return;
+        }
+        for d in deps.get(m).copied().unwrap_or_default() {
+            visit(d, deps, seen, order);
+        }
+        order.push(m.to_owned());
+    }
+    for (m, _) in entries {
+        visit(m, &deps, &mut seen, &mut order);
+    }
+    order
+}
+
+/// Loads all modules listed in `<dir>/modules.dep`. A missing file means
+/// the kernel has what it needs built in; a module already loaded is fine.
+pub fn load_all(dir: &Path) -> Result<usize, ModuleError> {
+    let dep = dir.join("modules.dep");
+    let text = match std::fs::read_to_string(&dep) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(ModuleError { path: dep, errno: Errno::from_io_error(&e).unwrap_or(Errno::IO) }),
+    };
+    let mut loaded = 0;
+    for rel in load_order(&parse_dep(&text)) {
+        let path = dir.join(&rel);
+        let err = |errno| ModuleError { path: path.clone(), errno };
+        let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(err)?;
+        let flags = if rel.ends_with(".ko") { 0 } else { MODULE_INIT_COMPRESSED_FILE };
+        let params = CString::default();
+        match rustix::system::finit_module(&fd, &params, flags) {
+            Ok(()) => loaded += 1,
+            Err(Errno::EXIST) => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_load_first_whatever_the_file_order() {
+        let dep = "kernel/fs/erofs/erofs.ko.xz: kernel/lib/libcrc32c.ko.xz kernel/crypto/crc32c.ko.xz\n\
+                   kernel/fs/overlayfs/overlay.ko.xz:\n\
+                   kernel/lib/libcrc32c.ko.xz: kernel/crypto/crc32c.ko.xz\n\
+                   kernel/crypto/crc32c.ko.xz:\n";
+        let order = load_order(&parse_dep(dep));
+        let pos = |m: &str| order.iter().position(|x| x.ends_with(m)).unwrap();
+        assert_eq!(order.len(), 4);
+        assert!(pos("crc32c.ko.xz") < pos("libcrc32c.ko.xz"));
+        assert!(pos("libcrc32c.ko.xz") < pos("erofs.ko.xz"));
+    }
+
+    #[test]
+    fn blank_and_odd_lines_are_skipped() {
+        assert_eq!(parse_dep("\n# x\na.ko:\n"), vec![("a.ko".to_owned(), vec![])]);
+    }
+}

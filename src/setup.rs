@@ -1,0 +1,102 @@
+//! The boot path shared by both initrd modes: command line → verified
+//! image → mounted tree at /sysroot.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::assemble::{self, AssembleError, Assembled, Layout, MountPolicy, Source};
+use crate::cmdline::{Cmdline, ImageRef, MalformedArg};
+use crate::repository::{self, RepoError, Repository};
+
+#[derive(Debug)]
+pub enum SetupError {
+    Cmdline(MalformedArg),
+    NoImageRef,
+    Repository(RepoError),
+    Assemble(AssembleError),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Cmdline(e) => e.fmt(f),
+            SetupError::NoImageRef => f.write_str(
+                "the kernel command line names no composefs image (composefs=<digest> or \
+                 composefs.digest=v1-sha256-12:<digest>): add one to the boot entry",
+            ),
+            SetupError::Repository(e) => e.fmt(f),
+            SetupError::Assemble(e) => write!(f, "mounting the verified root: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// What was booted, for the log and (later) the TPM.
+#[derive(Debug)]
+pub struct Booted {
+    pub image_ref: ImageRef,
+    pub image_path: PathBuf,
+    pub assembled: Assembled,
+    pub policy: MountPolicy,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    pub verify: Duration,
+    pub mount: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    pub layout: Layout,
+    pub policy: MountPolicy,
+    /// Use a loop device even where the kernel takes files (tests the fallback).
+    pub force_loop: bool,
+}
+
+/// The image references, or why the command line is unusable.
+pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
+    let refs = cmdline.image_refs().map_err(SetupError::Cmdline)?;
+    if refs.is_empty() {
+        return Err(SetupError::NoImageRef);
+    }
+    Ok(refs)
+}
+
+/// Verifies the image the command line names and mounts it at /sysroot.
+pub fn setup_root(refs: &[ImageRef], opts: &SetupOptions) -> Result<Booted, SetupError> {
+    let start = Instant::now();
+    let repo = Repository::open(&opts.layout.sysroot.join("composefs")).map_err(SetupError::Repository)?;
+    let image = repository::select_image(&repo, refs).map_err(SetupError::Repository)?;
+    if image.image_ref.insecure {
+        log::warn!(
+            "INSECURE BOOT requested by '{}': {} is mounted without fs-verity enforcement \
+             (image fs-verity: {}); file contents are NOT verified",
+            image.image_ref.source,
+            image.path.display(),
+            match &image.measured {
+                Ok(d) => d.to_string(),
+                Err(e) => e.to_string(),
+            }
+        );
+    } else {
+        log::info!("verified {} = {}", image.path.display(), image.image_ref.digest);
+    }
+    let objects = repo.objects().map_err(SetupError::Repository)?;
+    let verify = start.elapsed();
+
+    let digest_hex = image.image_ref.digest.to_hex();
+    let source = Source {
+        image: &image.file,
+        objects: &objects,
+        digest_hex: &digest_hex,
+        require_verity: !image.image_ref.insecure,
+        force_loop: opts.force_loop,
+    };
+    let assembled = assemble::assemble(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
+    let timings = Timings { verify, mount: start.elapsed() - verify };
+    Ok(Booted { image_ref: image.image_ref, image_path: image.path, assembled, policy: opts.policy, timings })
+}
