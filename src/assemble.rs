@@ -55,7 +55,10 @@ pub struct MountPolicy {
 
 impl Default for MountPolicy {
     fn default() -> Self {
-        MountPolicy { etc: EtcMode::Overlay, var: VarMode::Bind }
+        MountPolicy {
+            etc: EtcMode::Overlay,
+            var: VarMode::Bind,
+        }
     }
 }
 
@@ -63,8 +66,14 @@ impl Default for MountPolicy {
 pub enum AssembleError {
     Mount(MountError),
     State(StateError),
-    Step { step: &'static str, path: PathBuf, errno: Errno },
-    MissingMountPoint { path: &'static str },
+    Step {
+        step: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    MissingMountPoint {
+        path: &'static str,
+    },
 }
 
 impl fmt::Display for AssembleError {
@@ -140,14 +149,18 @@ impl Staging {
         }
         let tmp = mount::tmpfs("0700")?;
         attach(&tmp, dir)?;
-        let staging = Staging { dir: dir.to_owned() };
-        mount_change(dir, MountPropagationFlags::PRIVATE).map_err(|e| step("make private", dir, e))?;
+        let staging = Staging {
+            dir: dir.to_owned(),
+        };
+        mount_change(dir, MountPropagationFlags::PRIVATE)
+            .map_err(|e| step("make private", dir, e))?;
         Ok(staging)
     }
 
     fn mkdir(&self, name: &str) -> Result<PathBuf, AssembleError> {
         let path = self.dir.join(name);
-        rustix::fs::mkdir(&path, Mode::from_raw_mode(0o755)).map_err(|e| step("mkdir", &path, e))?;
+        rustix::fs::mkdir(&path, Mode::from_raw_mode(0o755))
+            .map_err(|e| step("mkdir", &path, e))?;
         Ok(path)
     }
 }
@@ -163,12 +176,22 @@ impl Drop for Staging {
 }
 
 fn step(step: &'static str, path: &Path, errno: Errno) -> AssembleError {
-    AssembleError::Step { step, path: path.to_owned(), errno }
+    AssembleError::Step {
+        step,
+        path: path.to_owned(),
+        errno,
+    }
 }
 
 fn attach(mnt: &OwnedFd, target: &Path) -> Result<(), AssembleError> {
-    move_mount(mnt.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .map_err(|e| step("attach a mount at", target, e))
+    move_mount(
+        mnt.as_fd(),
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| step("attach a mount at", target, e))
 }
 
 fn clone_tree(path: &Path, recursive: bool) -> Result<OwnedFd, AssembleError> {
@@ -191,7 +214,11 @@ fn mount_point(root: &Path, rel: &'static str) -> Result<PathBuf, AssembleError>
 
 /// Mounts `source` as the new root with the real root, /etc and /var
 /// below it, then moves the tree onto `layout.sysroot`.
-pub fn assemble(source: &Source<'_>, policy: MountPolicy, layout: &Layout) -> Result<Assembled, AssembleError> {
+pub fn assemble(
+    source: &Source<'_>,
+    policy: MountPolicy,
+    layout: &Layout,
+) -> Result<Assembled, AssembleError> {
     // State first: it lives on the real root and needs no cleanup.
     let deploy = state::deploy_dir(&layout.sysroot, source.digest_hex);
     let etc_state = match policy.etc {
@@ -211,7 +238,12 @@ pub fn assemble(source: &Source<'_>, policy: MountPolicy, layout: &Layout) -> Re
     let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
     let erofs_dir = staging.mkdir("erofs")?;
     attach(&erofs, &erofs_dir)?;
-    let (root, layers) = mount::composefs_overlay(&erofs_dir, source.objects, source.digest_hex, source.require_verity)?;
+    let (root, layers) = mount::composefs_overlay(
+        &erofs_dir,
+        source.objects,
+        source.digest_hex,
+        source.require_verity,
+    )?;
     let root_dir = staging.mkdir("root")?;
     attach(&root, &root_dir)?;
 
@@ -248,8 +280,14 @@ pub fn assemble(source: &Source<'_>, policy: MountPolicy, layout: &Layout) -> Re
     }
 
     // The one step that changes what /sysroot shows.
-    move_mount(CWD, &root_dir, CWD, &layout.sysroot, MoveMountFlags::empty())
-        .map_err(|e| step("move the verified root onto", &layout.sysroot, e))?;
+    move_mount(
+        CWD,
+        &root_dir,
+        CWD,
+        &layout.sysroot,
+        MoveMountFlags::empty(),
+    )
+    .map_err(|e| step("move the verified root onto", &layout.sysroot, e))?;
     drop(staging);
     Ok(Assembled { backing, layers })
 }

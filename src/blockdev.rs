@@ -21,7 +21,11 @@ impl RootSpec {
         let value = value
             .strip_prefix("/dev/disk/by-uuid/")
             .map(|u| format!("UUID={u}"))
-            .or_else(|| value.strip_prefix("/dev/disk/by-label/").map(|l| format!("LABEL={l}")))
+            .or_else(|| {
+                value
+                    .strip_prefix("/dev/disk/by-label/")
+                    .map(|l| format!("LABEL={l}"))
+            })
             .unwrap_or_else(|| value.to_owned());
         if let Some(u) = value.strip_prefix("UUID=") {
             Ok(RootSpec::Uuid(u.to_ascii_lowercase()))
@@ -30,7 +34,9 @@ impl RootSpec {
         } else if value.starts_with("/dev/") {
             Ok(RootSpec::Path(PathBuf::from(value)))
         } else {
-            Err(format!("root={value} is not /dev/NAME, UUID=<uuid> or LABEL=<label>"))
+            Err(format!(
+                "root={value} is not /dev/NAME, UUID=<uuid> or LABEL=<label>"
+            ))
         }
     }
 }
@@ -86,12 +92,23 @@ fn c_string(b: &[u8]) -> String {
 
 fn format_uuid(b: &[u8]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 fn read_start(path: &std::path::Path) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(PROBE_LEN);
-    std::fs::File::open(path).ok()?.take(PROBE_LEN as u64).read_to_end(&mut buf).ok()?;
+    std::fs::File::open(path)
+        .ok()?
+        .take(PROBE_LEN as u64)
+        .read_to_end(&mut buf)
+        .ok()?;
     Some(buf)
 }
 
@@ -144,7 +161,10 @@ pub fn wait_for(spec: &RootSpec, timeout: Duration) -> Result<(PathBuf, Option<F
             return Ok(found);
         }
         if start.elapsed() >= timeout {
-            return Err(NotFound { spec: spec.clone(), waited: timeout });
+            return Err(NotFound {
+                spec: spec.clone(),
+                waited: timeout,
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -156,12 +176,29 @@ mod tests {
 
     #[test]
     fn root_spec_forms() {
-        assert_eq!(RootSpec::parse("/dev/vda"), Ok(RootSpec::Path("/dev/vda".into())));
-        assert_eq!(RootSpec::parse("UUID=ABC"), Ok(RootSpec::Uuid("abc".into())));
-        assert_eq!(RootSpec::parse("LABEL=root"), Ok(RootSpec::Label("root".into())));
-        assert_eq!(RootSpec::parse("/dev/disk/by-label/r"), Ok(RootSpec::Label("r".into())));
-        assert_eq!(RootSpec::parse("/dev/disk/by-uuid/X"), Ok(RootSpec::Uuid("x".into())));
-        assert!(RootSpec::parse("PARTUUID=1").unwrap_err().contains("PARTUUID=1"));
+        assert_eq!(
+            RootSpec::parse("/dev/vda"),
+            Ok(RootSpec::Path("/dev/vda".into()))
+        );
+        assert_eq!(
+            RootSpec::parse("UUID=ABC"),
+            Ok(RootSpec::Uuid("abc".into()))
+        );
+        assert_eq!(
+            RootSpec::parse("LABEL=root"),
+            Ok(RootSpec::Label("root".into()))
+        );
+        assert_eq!(
+            RootSpec::parse("/dev/disk/by-label/r"),
+            Ok(RootSpec::Label("r".into()))
+        );
+        assert_eq!(
+            RootSpec::parse("/dev/disk/by-uuid/X"),
+            Ok(RootSpec::Uuid("x".into()))
+        );
+        assert!(RootSpec::parse("PARTUUID=1")
+            .unwrap_err()
+            .contains("PARTUUID=1"));
     }
 
     #[test]

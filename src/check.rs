@@ -23,11 +23,17 @@ pub struct Report {
 
 impl Report {
     fn ok(&mut self, text: impl Into<String>) {
-        self.findings.push(Finding { ok: true, text: text.into() });
+        self.findings.push(Finding {
+            ok: true,
+            text: text.into(),
+        });
     }
 
     fn fail(&mut self, text: impl Into<String>) {
-        self.findings.push(Finding { ok: false, text: text.into() });
+        self.findings.push(Finding {
+            ok: false,
+            text: text.into(),
+        });
     }
 
     pub fn passed(&self) -> bool {
@@ -42,7 +48,10 @@ impl Report {
         if failed == 0 {
             writeln!(out, "verdict: this system would boot the verified image")
         } else {
-            writeln!(out, "verdict: this system would NOT boot verified ({failed} problem(s) above)")
+            writeln!(
+                out,
+                "verdict: this system would NOT boot verified ({failed} problem(s) above)"
+            )
         }
     }
 }
@@ -66,7 +75,11 @@ pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
         report.ok(format!(
             "kernel command line: '{}' ({} {})",
             r.source,
-            if r.insecure { "INSECURE, fs-verity not enforced," } else { "secure," },
+            if r.insecure {
+                "INSECURE, fs-verity not enforced,"
+            } else {
+                "secure,"
+            },
             r.digest.algorithm()
         ));
     }
@@ -108,24 +121,46 @@ fn check_image(report: &mut Report, repo: &Repository, refs: &[ImageRef]) -> Opt
                     Ok(d) => format!("fs-verity {d}"),
                     Err(e) => e.to_string(),
                 };
-                let text = format!("{}: version {}, {}, {state}", repo.meta_path().display(), meta.version, meta.algorithm.repository_name());
+                let text = format!(
+                    "{}: version {}, {}, {state}",
+                    repo.meta_path().display(),
+                    meta.version,
+                    meta.algorithm.repository_name()
+                );
                 match (&measured, image_ref.insecure) {
-                    (Err(_), false) => report.fail(format!("{text}; run `veriroot enable-verity {}`", repo.path().display())),
+                    (Err(_), false) => report.fail(format!(
+                        "{text}; run `veriroot enable-verity {}`",
+                        repo.path().display()
+                    )),
                     _ => report.ok(text),
                 }
                 if let Err(e) = repo.check_algorithm(&meta, image_ref) {
                     report.fail(e.to_string());
                 }
             }
-            Ok(None) if image_ref.insecure => report.ok(format!("{} absent (accepted in insecure mode)", repo.meta_path().display())),
-            Ok(None) => report.fail(repository::RepoError::MetaMissing { path: repo.meta_path() }.to_string()),
+            Ok(None) if image_ref.insecure => report.ok(format!(
+                "{} absent (accepted in insecure mode)",
+                repo.meta_path().display()
+            )),
+            Ok(None) => report.fail(
+                repository::RepoError::MetaMissing {
+                    path: repo.meta_path(),
+                }
+                .to_string(),
+            ),
             Err(e) => report.fail(e.to_string()),
         }
         let measured = verity::measure(&file);
         match repository::verify_image(&path, image_ref, &measured) {
             Ok(()) => match &measured {
-                Ok(d) => report.ok(format!("{}: fs-verity {d} matches the command line", path.display())),
-                Err(e) => report.ok(format!("{}: {e} (accepted in insecure mode)", path.display())),
+                Ok(d) => report.ok(format!(
+                    "{}: fs-verity {d} matches the command line",
+                    path.display()
+                )),
+                Err(e) => report.ok(format!(
+                    "{}: {e} (accepted in insecure mode)",
+                    path.display()
+                )),
             },
             Err(e) => report.fail(e.to_string()),
         }
@@ -141,17 +176,29 @@ fn check_image(report: &mut Report, repo: &Repository, refs: &[ImageRef]) -> Opt
 fn check_kernel(report: &mut Report, image: &File) {
     let release = crate::modules::release();
     let f = probe::kernel_features();
-    let mut line = |what: &str, s: Support, fix: &str| match s {
+    let mut line = |what: &str, s: Support, fix: &str| {
+        match s {
         Support::Yes => report.ok(format!("kernel {release}: {what}: supported")),
         Support::No => report.fail(format!("kernel {release}: {what}: NOT supported; {fix}")),
         Support::Unknown(e) => report.fail(format!("kernel {release}: {what}: could not probe ({e}); run as root with the overlay and erofs modules loaded")),
+    }
     };
-    line("overlay verity=require", f.overlay_verity, "secure boot needs Linux 6.6+");
-    line("overlay data-only layers (lowerdir=A::B)", f.overlay_data_only, "needs Linux 6.5+");
+    line(
+        "overlay verity=require",
+        f.overlay_verity,
+        "secure boot needs Linux 6.6+",
+    );
+    line(
+        "overlay data-only layers (lowerdir=A::B)",
+        f.overlay_data_only,
+        "needs Linux 6.5+",
+    );
     if f.overlay_append_layers != Support::Yes {
         report.ok(format!("kernel {release}: overlay lowerdir+/datadir+ not available: the lowerdir=A::B form will be used"));
     } else {
-        report.ok(format!("kernel {release}: overlay lowerdir+/datadir+: supported"));
+        report.ok(format!(
+            "kernel {release}: overlay lowerdir+/datadir+: supported"
+        ));
     }
     match probe::erofs_file_backed(image) {
         Support::Yes => report.ok(format!("kernel {release}: file-backed EROFS: supported")),

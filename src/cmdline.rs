@@ -150,7 +150,11 @@ fn parse_composefs_digest(text: &str) -> Result<Digest, String> {
     let mut parts = spec.split('-');
     let (version, hash, block) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(v), Some(h), Some(b), None) => (v, h, b),
-        _ => return Err(format!("format '{spec}' is not <version>-<hash>-<log2 block size>")),
+        _ => {
+            return Err(format!(
+                "format '{spec}' is not <version>-<hash>-<log2 block size>"
+            ))
+        }
     };
     if !matches!(version, "v1" | "v2") {
         return Err(format!("unknown EROFS format version '{version}'"));
@@ -252,7 +256,10 @@ mod tests {
 
     #[test]
     fn no_refs_is_empty_not_an_error() {
-        assert_eq!(Cmdline::parse("root=/dev/vda quiet").image_refs(), Ok(vec![]));
+        assert_eq!(
+            Cmdline::parse("root=/dev/vda quiet").image_refs(),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -262,7 +269,10 @@ mod tests {
             ("composefs=", "0 hex digits"),
             ("composefs=?", "0 hex digits"),
             ("composefs=abc", "3 hex digits"),
-            ("composefs.digest=v3-sha256-12:00", "unknown EROFS format version 'v3'"),
+            (
+                "composefs.digest=v3-sha256-12:00",
+                "unknown EROFS format version 'v3'",
+            ),
             ("composefs.digest=v1-sha1-12:00", "unknown hash 'sha1'"),
             ("composefs.digest=v1-sha256-16:00", "block size 2^16"),
             ("composefs.digest=v1-sha256:00", "is not <version>"),
@@ -281,7 +291,12 @@ mod tests {
         let err = Cmdline::parse(&format!("composefs.digest=v2-sha512-12:{H256}"))
             .image_refs()
             .unwrap_err();
-        assert!(err.problem.contains("sha512 digest: 64 hex digits, expected 128"), "{}", err.problem);
+        assert!(
+            err.problem
+                .contains("sha512 digest: 64 hex digits, expected 128"),
+            "{}",
+            err.problem
+        );
     }
 
     #[test]

@@ -87,10 +87,9 @@ pub enum HexError {
 impl fmt::Display for HexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HexError::Length(n) => write!(
-                f,
-                "{n} hex digits, expected 64 (sha256) or 128 (sha512)"
-            ),
+            HexError::Length(n) => {
+                write!(f, "{n} hex digits, expected 64 (sha256) or 128 (sha512)")
+            }
             HexError::WrongLength { found, expected } => {
                 write!(f, "{found} hex digits, expected {expected}")
             }

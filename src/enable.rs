@@ -19,7 +19,13 @@ pub struct EnableError {
 
 impl fmt::Display for EnableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot enable fs-verity on {}: {}; {}", self.path.display(), self.errno, verity::enable_hint(self.errno))
+        write!(
+            f,
+            "cannot enable fs-verity on {}: {}; {}",
+            self.path.display(),
+            self.errno,
+            verity::enable_hint(self.errno)
+        )
     }
 }
 
@@ -50,8 +56,14 @@ pub fn enable_tree(dir: &Path, algorithm: Algorithm) -> Result<Summary, EnableEr
 }
 
 fn walk(dir: &Path, algorithm: Algorithm, summary: &mut Summary) -> Result<(), EnableError> {
-    let io_err = |path: &Path, e: std::io::Error| EnableError { path: path.to_owned(), errno: Errno::from_io_error(&e).unwrap_or(Errno::IO) };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?.collect::<Result<_, _>>().map_err(|e| io_err(dir, e))?;
+    let io_err = |path: &Path, e: std::io::Error| EnableError {
+        path: path.to_owned(),
+        errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| io_err(dir, e))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();

@@ -25,17 +25,30 @@ const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub enum InitError {
-    EarlyMount { target: &'static str, errno: Errno },
+    EarlyMount {
+        target: &'static str,
+        errno: Errno,
+    },
     Cmdline(std::io::Error),
     Modules(ModuleError),
     NoRoot,
     RootSpec(String),
     RootTimeout(String),
     RootDevice(NotFound),
-    RootMount { device: PathBuf, fstype: String, errno: Errno },
+    RootMount {
+        device: PathBuf,
+        fstype: String,
+        errno: Errno,
+    },
     Setup(SetupError),
-    SwitchRoot { step: &'static str, errno: Errno },
-    Exec { init: String, error: std::io::Error },
+    SwitchRoot {
+        step: &'static str,
+        errno: Errno,
+    },
+    Exec {
+        init: String,
+        error: std::io::Error,
+    },
 }
 
 impl fmt::Display for InitError {
@@ -45,11 +58,17 @@ impl fmt::Display for InitError {
             EarlyMount { target, errno } => write!(f, "cannot mount {target}: {errno}"),
             Cmdline(e) => write!(f, "cannot read /proc/cmdline: {e}"),
             Modules(e) => e.fmt(f),
-            NoRoot => f.write_str("no root= on the kernel command line: add root=/dev/..., UUID= or LABEL="),
+            NoRoot => f.write_str(
+                "no root= on the kernel command line: add root=/dev/..., UUID= or LABEL=",
+            ),
             RootSpec(e) => f.write_str(e),
             RootTimeout(v) => write!(f, "veriroot.root-timeout={v} is not a number of seconds"),
             RootDevice(e) => e.fmt(f),
-            RootMount { device, fstype, errno } => write!(
+            RootMount {
+                device,
+                fstype,
+                errno,
+            } => write!(
                 f,
                 "cannot mount the real root {} ({fstype}) at {SYSROOT}: {errno}; check \
                  rootfstype= and rootflags=",
@@ -57,7 +76,9 @@ impl fmt::Display for InitError {
             ),
             Setup(e) => e.fmt(f),
             SwitchRoot { step, errno } => write!(f, "switch root: {step} failed: {errno}"),
-            Exec { init, error } => write!(f, "cannot execute {init} in the verified root: {error}"),
+            Exec { init, error } => {
+                write!(f, "cannot execute {init} in the verified root: {error}")
+            }
         }
     }
 }
@@ -112,10 +133,34 @@ fn boot(started: Instant) -> Result<std::convert::Infallible, InitError> {
 /// /proc, /sys, /dev, /run, as every init expects. EBUSY: already there.
 fn early_mounts() -> Result<(), InitError> {
     let mounts: [(&str, &'static str, &str, MountFlags, Option<&CStr>); 4] = [
-        ("proc", "/proc", "proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None),
-        ("sysfs", "/sys", "sysfs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None),
-        ("devtmpfs", "/dev", "devtmpfs", MountFlags::NOSUID, Some(c"mode=0755")),
-        ("tmpfs", "/run", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, Some(c"mode=0755")),
+        (
+            "proc",
+            "/proc",
+            "proc",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            None,
+        ),
+        (
+            "sysfs",
+            "/sys",
+            "sysfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            None,
+        ),
+        (
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MountFlags::NOSUID,
+            Some(c"mode=0755"),
+        ),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            Some(c"mode=0755"),
+        ),
     ];
     for (source, target, fstype, flags, data) in mounts {
         // EEXIST is the usual case; a real problem shows in the mount below.
@@ -129,7 +174,8 @@ fn early_mounts() -> Result<(), InitError> {
 }
 
 fn mount_real_root(cmdline: &Cmdline) -> Result<(), InitError> {
-    let spec = RootSpec::parse(cmdline.value("root").ok_or(InitError::NoRoot)?).map_err(InitError::RootSpec)?;
+    let spec = RootSpec::parse(cmdline.value("root").ok_or(InitError::NoRoot)?)
+        .map_err(InitError::RootSpec)?;
     let timeout = match cmdline.value("veriroot.root-timeout") {
         Some(v) => Duration::from_secs(v.parse().map_err(|_| InitError::RootTimeout(v.into()))?),
         None => DEFAULT_ROOT_TIMEOUT,
@@ -143,10 +189,24 @@ fn mount_real_root(cmdline: &Cmdline) -> Result<(), InitError> {
     // The real root's superblock is writable whatever `ro` says: /etc and
     // /var state live on it. `ro` makes its view at /sysroot/sysroot read-only.
     let _ = rustix::fs::mkdir(SYSROOT, Mode::from_raw_mode(0o755));
-    let flags = CString::new(cmdline.value("rootflags").unwrap_or("")).map_err(|_| InitError::RootSpec("rootflags= contains a NUL byte".into()))?;
-    mount(&device, SYSROOT, fstype.as_str(), MountFlags::empty(), flags.as_c_str())
-        .map_err(|errno| InitError::RootMount { device: device.clone(), fstype: fstype.clone(), errno })?;
-    log::info!("mounted real root {} ({fstype}) at {SYSROOT}", device.display());
+    let flags = CString::new(cmdline.value("rootflags").unwrap_or(""))
+        .map_err(|_| InitError::RootSpec("rootflags= contains a NUL byte".into()))?;
+    mount(
+        &device,
+        SYSROOT,
+        fstype.as_str(),
+        MountFlags::empty(),
+        flags.as_c_str(),
+    )
+    .map_err(|errno| InitError::RootMount {
+        device: device.clone(),
+        fstype: fstype.clone(),
+        errno,
+    })?;
+    log::info!(
+        "mounted real root {} ({fstype}) at {SYSROOT}",
+        device.display()
+    );
     Ok(())
 }
 
@@ -170,7 +230,10 @@ fn switch_root(cmdline: &Cmdline) -> Result<std::convert::Infallible, InitError>
     rustix::process::chdir("/").map_err(step("chdir /"))?;
     let init = cmdline.value("init").unwrap_or("/sbin/init").to_owned();
     log::info!("switching root to {}", init);
-    let error = std::process::Command::new(&init).args(cmdline.init_args()).arg0(&init).exec();
+    let error = std::process::Command::new(&init)
+        .args(cmdline.init_args())
+        .arg0(&init)
+        .exec();
     Err(InitError::Exec { init, error })
 }
 

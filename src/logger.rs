@@ -61,7 +61,11 @@ pub fn init(kmsg: bool, verbose: bool) {
         Some(Ok(f)) => Sink::Kmsg(Mutex::new(f)),
         _ => Sink::Stderr,
     };
-    let level = if verbose { LevelFilter::Debug } else { LevelFilter::Info };
+    let level = if verbose {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
     if log::set_boxed_logger(Box::new(Logger(sink))).is_ok() {
         log::set_max_level(level);
     }

@@ -11,7 +11,11 @@ use crate::sys::{self, LoopConfig, LoopInfo64};
 /// Attaches `image` to a free loop device, read-only, auto-cleared when the
 /// last user goes, with 4 KiB logical blocks (EROFS's block size).
 pub fn attach_read_only(image: &File) -> Result<OwnedFd, Errno> {
-    let control = rustix::fs::open("/dev/loop-control", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+    let control = rustix::fs::open(
+        "/dev/loop-control",
+        OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     // Another process may take the device between GET_FREE and CONFIGURE:
     // EBUSY then means "ask again".
     for _ in 0..16 {

@@ -49,9 +49,18 @@ Defaults: --sysroot /sysroot, --cmdline from /proc/cmdline.
 ";
 
 enum Command {
-    SetupRoot { sysroot: PathBuf, cmdline: Option<String> },
-    Check { sysroot: PathBuf, cmdline: Option<String> },
-    EnableVerity { dir: PathBuf, algorithm: Option<Algorithm> },
+    SetupRoot {
+        sysroot: PathBuf,
+        cmdline: Option<String>,
+    },
+    Check {
+        sysroot: PathBuf,
+        cmdline: Option<String>,
+    },
+    EnableVerity {
+        dir: PathBuf,
+        algorithm: Option<Algorithm>,
+    },
     Help,
     Version,
 }
@@ -101,7 +110,8 @@ fn parse_args() -> Result<Command, lexopt::Error> {
 fn read_cmdline(given: Option<String>) -> Result<Cmdline, String> {
     let text = match given {
         Some(t) => t,
-        None => std::fs::read_to_string("/proc/cmdline").map_err(|e| format!("cannot read /proc/cmdline: {e}"))?,
+        None => std::fs::read_to_string("/proc/cmdline")
+            .map_err(|e| format!("cannot read /proc/cmdline: {e}"))?,
     };
     Ok(Cmdline::parse(text.trim_end()))
 }
@@ -117,15 +127,23 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::SetupRoot { sysroot, cmdline } => {
-            logger::init(std::env::var_os("INVOCATION_ID").is_none() && cmdline.is_none(), false);
+            logger::init(
+                std::env::var_os("INVOCATION_ID").is_none() && cmdline.is_none(),
+                false,
+            );
             let cmdline = read_cmdline(cmdline)?;
             let refs = setup::image_refs(&cmdline).map_err(|e| e.to_string())?;
             let opts = SetupOptions {
-                layout: Layout { sysroot, run_dir: "/run/veriroot".into(), sysroot_readonly: false },
+                layout: Layout {
+                    sysroot,
+                    run_dir: "/run/veriroot".into(),
+                    sysroot_readonly: false,
+                },
                 policy: MountPolicy::default(),
                 force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
             };
-            let booted = setup::setup_root(&refs, &opts).map_err(|e| format!("refusing to boot: {e}"))?;
+            let booted =
+                setup::setup_root(&refs, &opts).map_err(|e| format!("refusing to boot: {e}"))?;
             log::info!(
                 "mounted {} ({}) at {}: verify {} ms, mount {} ms",
                 booted.image_ref.digest,
@@ -138,8 +156,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Check { sysroot, cmdline } => {
             let report = check::check(&sysroot, &read_cmdline(cmdline)?);
-            report.print(&mut std::io::stdout()).map_err(|e| e.to_string())?;
-            Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            report
+                .print(&mut std::io::stdout())
+                .map_err(|e| e.to_string())?;
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::EnableVerity { dir, algorithm } => {
             let algorithm = match algorithm {

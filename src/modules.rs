@@ -20,7 +20,12 @@ pub struct ModuleError {
 
 impl fmt::Display for ModuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot load kernel module {}: {}", self.path.display(), self.errno)?;
+        write!(
+            f,
+            "cannot load kernel module {}: {}",
+            self.path.display(),
+            self.errno
+        )?;
         if self.errno == Errno::NOEXEC || self.errno == Errno::INVAL {
             write!(f, "; was it built for this kernel ({})?", release())?;
         }
@@ -31,7 +36,10 @@ impl fmt::Display for ModuleError {
 impl std::error::Error for ModuleError {}
 
 pub fn release() -> String {
-    rustix::system::uname().release().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `modules.dep`: `path: dep dep ...`, paths relative to the module dir.
@@ -39,7 +47,10 @@ pub fn parse_dep(text: &str) -> Vec<(String, Vec<String>)> {
     text.lines()
         .filter_map(|line| {
             let (module, deps) = line.split_once(':')?;
-            Some((module.trim().to_owned(), deps.split_whitespace().map(str::to_owned).collect()))
+            Some((
+                module.trim().to_owned(),
+                deps.split_whitespace().map(str::to_owned).collect(),
+            ))
         })
         .filter(|(m, _)| !m.is_empty())
         .collect()
@@ -47,10 +58,18 @@ pub fn parse_dep(text: &str) -> Vec<(String, Vec<String>)> {
 
 /// Every module of `modules.dep` in an order where dependencies come first.
 pub fn load_order(entries: &[(String, Vec<String>)]) -> Vec<String> {
-    let deps: HashMap<&str, &[String]> = entries.iter().map(|(m, d)| (m.as_str(), d.as_slice())).collect();
+    let deps: HashMap<&str, &[String]> = entries
+        .iter()
+        .map(|(m, d)| (m.as_str(), d.as_slice()))
+        .collect();
     let mut order = Vec::new();
     let mut seen = HashSet::new();
-    fn visit<'a>(m: &'a str, deps: &HashMap<&'a str, &'a [String]>, seen: &mut HashSet<&'a str>, order: &mut Vec<String>) {
+    fn visit<'a>(
+        m: &'a str,
+        deps: &HashMap<&'a str, &'a [String]>,
+        seen: &mut HashSet<&'a str>,
+        order: &mut Vec<String>,
+    ) {
         if !seen.insert(m) {
             return;
         }
@@ -72,14 +91,27 @@ pub fn load_all(dir: &Path) -> Result<usize, ModuleError> {
     let text = match std::fs::read_to_string(&dep) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(ModuleError { path: dep, errno: Errno::from_io_error(&e).unwrap_or(Errno::IO) }),
+        Err(e) => {
+            return Err(ModuleError {
+                path: dep,
+                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            })
+        }
     };
     let mut loaded = 0;
     for rel in load_order(&parse_dep(&text)) {
         let path = dir.join(&rel);
-        let err = |errno| ModuleError { path: path.clone(), errno };
-        let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(err)?;
-        let flags = if rel.ends_with(".ko") { 0 } else { MODULE_INIT_COMPRESSED_FILE };
+        let err = |errno| ModuleError {
+            path: path.clone(),
+            errno,
+        };
+        let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(err)?;
+        let flags = if rel.ends_with(".ko") {
+            0
+        } else {
+            MODULE_INIT_COMPRESSED_FILE
+        };
         let params = CString::default();
         match rustix::system::finit_module(&fd, &params, flags) {
             Ok(()) => loaded += 1,
@@ -96,7 +128,8 @@ mod tests {
 
     #[test]
     fn dependencies_load_first_whatever_the_file_order() {
-        let dep = "kernel/fs/erofs/erofs.ko.xz: kernel/lib/libcrc32c.ko.xz kernel/crypto/crc32c.ko.xz\n\
+        let dep =
+            "kernel/fs/erofs/erofs.ko.xz: kernel/lib/libcrc32c.ko.xz kernel/crypto/crc32c.ko.xz\n\
                    kernel/fs/overlayfs/overlay.ko.xz:\n\
                    kernel/lib/libcrc32c.ko.xz: kernel/crypto/crc32c.ko.xz\n\
                    kernel/crypto/crc32c.ko.xz:\n";
@@ -109,6 +142,9 @@ mod tests {
 
     #[test]
     fn blank_and_odd_lines_are_skipped() {
-        assert_eq!(parse_dep("\n# x\na.ko:\n"), vec![("a.ko".to_owned(), vec![])]);
+        assert_eq!(
+            parse_dep("\n# x\na.ko:\n"),
+            vec![("a.ko".to_owned(), vec![])]
+        );
     }
 }

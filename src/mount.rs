@@ -54,17 +54,24 @@ impl FsContext {
             step: format!("fsopen {fstype}"),
             errno,
             kernel_log: Vec::new(),
-            hint: (errno == Errno::NODEV).then_some("the kernel lacks this filesystem: load its module"),
+            hint: (errno == Errno::NODEV)
+                .then_some("the kernel lacks this filesystem: load its module"),
         })?;
         Ok(FsContext { fd, fstype })
     }
 
     fn fail(&self, step: String, errno: Errno) -> MountError {
-        MountError { step: format!("{}: {step}", self.fstype), errno, kernel_log: self.kernel_log(), hint: None }
+        MountError {
+            step: format!("{}: {step}", self.fstype),
+            errno,
+            kernel_log: self.kernel_log(),
+            hint: None,
+        }
     }
 
     pub fn set(&self, key: &str, value: &str) -> Result<(), MountError> {
-        fsconfig_set_string(&self.fd, key, value).map_err(|e| self.fail(format!("fsconfig {key}={value}"), e))
+        fsconfig_set_string(&self.fd, key, value)
+            .map_err(|e| self.fail(format!("fsconfig {key}={value}"), e))
     }
 
     pub fn flag(&self, key: &str) -> Result<(), MountError> {
@@ -74,7 +81,8 @@ impl FsContext {
     /// Creates the superblock and returns it as a detached mount.
     pub fn mount(&self, attrs: MountAttrFlags) -> Result<OwnedFd, MountError> {
         fsconfig_create(&self.fd).map_err(|e| self.fail("create".into(), e))?;
-        fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| self.fail("fsmount".into(), e))
+        fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+            .map_err(|e| self.fail("fsmount".into(), e))
     }
 
     /// Drains the messages the kernel queued on this context.
@@ -148,7 +156,10 @@ pub fn erofs(image: &File, force_loop: bool) -> Result<(OwnedFd, ErofsBacking), 
     ctx.set("source", &fd_path(dev.as_fd()))?;
     ctx.flag("ro")?;
     // The mount keeps the device; with autoclear it goes away when unmounted.
-    Ok((ctx.mount(MountAttrFlags::MOUNT_ATTR_RDONLY)?, ErofsBacking::Loop))
+    Ok((
+        ctx.mount(MountAttrFlags::MOUNT_ATTR_RDONLY)?,
+        ErofsBacking::Loop,
+    ))
 }
 
 /// How the overlay's layers were passed (probed on the running kernel).
@@ -187,10 +198,12 @@ pub fn composefs_overlay(
             LayerSyntax::Append
         }
         Err(e) if e.errno == Errno::INVAL => {
-            ctx.set("lowerdir", &format!("{lower}::{data}")).map_err(|mut e| {
-                e.hint = Some("the kernel's overlayfs has no data-only layers (needs Linux 6.5+)");
-                e
-            })?;
+            ctx.set("lowerdir", &format!("{lower}::{data}"))
+                .map_err(|mut e| {
+                    e.hint =
+                        Some("the kernel's overlayfs has no data-only layers (needs Linux 6.5+)");
+                    e
+                })?;
             LayerSyntax::Legacy
         }
         Err(e) => return Err(e),
@@ -227,5 +240,10 @@ pub fn tmpfs(mode: &str) -> Result<OwnedFd, MountError> {
 
 /// Opens a directory below `dir` as O_PATH, for use as a layer.
 pub fn open_path(dir: impl AsFd, rel: &str) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat(dir, rel, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+    rustix::fs::openat(
+        dir,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }

@@ -64,7 +64,8 @@ pub fn kernel_features() -> KernelFeatures {
 pub fn erofs_file_backed(image: &File) -> Support {
     let run = || -> Result<(), Errno> {
         let ctx = FsContext::open("erofs").map_err(|e| e.errno)?;
-        ctx.set("source", &fd_path(image.as_fd())).map_err(|e| e.errno)?;
+        ctx.set("source", &fd_path(image.as_fd()))
+            .map_err(|e| e.errno)?;
         ctx.flag("ro").map_err(|e| e.errno)?;
         rustix::mount::fsconfig_create(&ctx)
     };

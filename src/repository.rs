@@ -27,19 +27,57 @@ const META_VERSION: u64 = 1;
 
 #[derive(Debug)]
 pub enum RepoError {
-    Open { path: PathBuf, errno: Errno },
-    MetaMissing { path: PathBuf },
-    MetaRead { path: PathBuf, errno: Errno },
-    MetaInvalid { path: PathBuf, problem: String },
-    MetaVersion { path: PathBuf, found: u64 },
-    MetaNoVerity { path: PathBuf, cause: MeasureError },
-    AlgorithmMismatch { path: PathBuf, repository: Algorithm, image_ref: ImageRef },
-    ImageOpen { path: PathBuf, errno: Errno },
-    ImageNotFile { path: PathBuf },
-    ImageNoVerity { path: PathBuf, cause: MeasureError },
-    DigestMismatch { path: PathBuf, expected: Digest, found: Digest },
-    NoImage { tried: Vec<PathBuf> },
-    Objects { path: PathBuf, errno: Errno },
+    Open {
+        path: PathBuf,
+        errno: Errno,
+    },
+    MetaMissing {
+        path: PathBuf,
+    },
+    MetaRead {
+        path: PathBuf,
+        errno: Errno,
+    },
+    MetaInvalid {
+        path: PathBuf,
+        problem: String,
+    },
+    MetaVersion {
+        path: PathBuf,
+        found: u64,
+    },
+    MetaNoVerity {
+        path: PathBuf,
+        cause: MeasureError,
+    },
+    AlgorithmMismatch {
+        path: PathBuf,
+        repository: Algorithm,
+        image_ref: ImageRef,
+    },
+    ImageOpen {
+        path: PathBuf,
+        errno: Errno,
+    },
+    ImageNotFile {
+        path: PathBuf,
+    },
+    ImageNoVerity {
+        path: PathBuf,
+        cause: MeasureError,
+    },
+    DigestMismatch {
+        path: PathBuf,
+        expected: Digest,
+        found: Digest,
+    },
+    NoImage {
+        tried: Vec<PathBuf>,
+    },
+    Objects {
+        path: PathBuf,
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for RepoError {
@@ -75,7 +113,11 @@ impl fmt::Display for RepoError {
                 path.display(),
                 path.parent().unwrap_or(path).display()
             ),
-            AlgorithmMismatch { path, repository, image_ref } => write!(
+            AlgorithmMismatch {
+                path,
+                repository,
+                image_ref,
+            } => write!(
                 f,
                 "'{}' names a {} digest but the repository {} uses {}: the digest on the \
                  command line must be the image's {} fs-verity digest",
@@ -95,7 +137,11 @@ impl fmt::Display for RepoError {
                  `veriroot enable-verity` on the repository",
                 path.display()
             ),
-            DigestMismatch { path, expected, found } => write!(
+            DigestMismatch {
+                path,
+                expected,
+                found,
+            } => write!(
                 f,
                 "refusing image {}: its fs-verity digest is {found} but the kernel command \
                  line expects {expected}; the image was changed or replaced (rebuild it or \
@@ -103,14 +149,21 @@ impl fmt::Display for RepoError {
                 path.display()
             ),
             NoImage { tried } => {
-                write!(f, "none of the images named on the kernel command line exists:")?;
+                write!(
+                    f,
+                    "none of the images named on the kernel command line exists:"
+                )?;
                 for p in tried {
                     write!(f, " {}", p.display())?;
                 }
                 write!(f, "; was the deployment written to this disk?")
             }
             Objects { path, errno } => {
-                write!(f, "cannot open the object store {}: {errno}", path.display())
+                write!(
+                    f,
+                    "cannot open the object store {}: {errno}",
+                    path.display()
+                )
             }
         }
     }
@@ -163,9 +216,19 @@ pub struct VerifiedImage {
 
 impl Repository {
     pub fn open(path: &Path) -> Result<Self, RepoError> {
-        let dir = rfs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|errno| RepoError::Open { path: path.to_owned(), errno })?;
-        Ok(Repository { path: path.to_owned(), dir })
+        let dir = rfs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| RepoError::Open {
+            path: path.to_owned(),
+            errno,
+        })?;
+        Ok(Repository {
+            path: path.to_owned(),
+            dir,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -177,7 +240,12 @@ impl Repository {
     }
 
     fn open_file(&self, rel: &str) -> Result<File, Errno> {
-        let fd = rfs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = rfs::openat(
+            &self.dir,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(File::from(fd))
     }
 
@@ -201,7 +269,10 @@ impl Repository {
             problem,
         })?;
         if meta.version > META_VERSION {
-            return Err(RepoError::MetaVersion { path, found: meta.version });
+            return Err(RepoError::MetaVersion {
+                path,
+                found: meta.version,
+            });
         }
         Ok(Some((meta, verity::measure(&file))))
     }
@@ -210,7 +281,9 @@ impl Repository {
     /// `meta.json` present, fs-verity on it, same algorithm as the digest.
     pub fn check_secure(&self, image_ref: &ImageRef) -> Result<Meta, RepoError> {
         let path = self.meta_path();
-        let (meta, measured) = self.meta()?.ok_or(RepoError::MetaMissing { path: path.clone() })?;
+        let (meta, measured) = self
+            .meta()?
+            .ok_or(RepoError::MetaMissing { path: path.clone() })?;
         if let Err(cause) = measured {
             return Err(RepoError::MetaNoVerity { path, cause });
         }
@@ -242,7 +315,10 @@ impl Repository {
             Err(Errno::NOENT) => return Ok(None),
             Err(errno) => return Err(RepoError::ImageOpen { path, errno }),
         };
-        let stat = rfs::fstat(&file).map_err(|errno| RepoError::ImageOpen { path: path.clone(), errno })?;
+        let stat = rfs::fstat(&file).map_err(|errno| RepoError::ImageOpen {
+            path: path.clone(),
+            errno,
+        })?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(RepoError::ImageNotFile { path });
         }
@@ -251,8 +327,16 @@ impl Repository {
 
     /// Opens the object store as the overlay's data-only layer.
     pub fn objects(&self) -> Result<OwnedFd, RepoError> {
-        rfs::openat(&self.dir, "objects", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|errno| RepoError::Objects { path: self.path.join("objects"), errno })
+        rfs::openat(
+            &self.dir,
+            "objects",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| RepoError::Objects {
+            path: self.path.join("objects"),
+            errno,
+        })
     }
 
     pub fn dir(&self) -> impl AsFd + '_ {
@@ -311,14 +395,24 @@ pub fn select_image(repo: &Repository, refs: &[ImageRef]) -> Result<VerifiedImag
         }
         let measured = verity::measure(&file);
         verify_image(&path, image_ref, &measured)?;
-        return Ok(VerifiedImage { file, path, image_ref: image_ref.clone(), measured });
+        return Ok(VerifiedImage {
+            file,
+            path,
+            image_ref: image_ref.clone(),
+            measured,
+        });
     }
     Err(RepoError::NoImage { tried })
 }
 
 /// Opens `path` relative to the current directory as an O_PATH directory.
 pub fn open_dir_path(path: &Path) -> Result<OwnedFd, Errno> {
-    rfs::openat(CWD, path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+    rfs::openat(
+        CWD,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 #[cfg(test)]
@@ -335,19 +429,32 @@ mod tests {
     #[test]
     fn meta_json_as_composefs_rs_writes_it() {
         let m = Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha512-12","features":{"compatible":[],"read-only-compatible":["v1_erofs"],"incompatible":[]},"erofs_formats":{"default":1}}"#).unwrap();
-        assert_eq!(m, Meta { version: 1, algorithm: Algorithm::Sha512 });
-        let m = Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha256-12","verity":false}"#).unwrap();
+        assert_eq!(
+            m,
+            Meta {
+                version: 1,
+                algorithm: Algorithm::Sha512
+            }
+        );
+        let m = Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha256-12","verity":false}"#)
+            .unwrap();
         assert_eq!(m.algorithm, Algorithm::Sha256);
     }
 
     #[test]
     fn meta_json_errors_say_what_is_wrong() {
         assert!(Meta::parse(b"{").unwrap_err().contains("not valid JSON"));
-        assert!(Meta::parse(br#"{"algorithm":"fsverity-sha256-12"}"#).unwrap_err().contains("version"));
-        assert!(Meta::parse(br#"{"version":1}"#).unwrap_err().contains("algorithm"));
-        assert!(Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha256-16"}"#)
+        assert!(Meta::parse(br#"{"algorithm":"fsverity-sha256-12"}"#)
             .unwrap_err()
-            .contains("fsverity-sha256-16"));
+            .contains("version"));
+        assert!(Meta::parse(br#"{"version":1}"#)
+            .unwrap_err()
+            .contains("algorithm"));
+        assert!(
+            Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha256-16"}"#)
+                .unwrap_err()
+                .contains("fsverity-sha256-16")
+        );
     }
 
     #[test]
@@ -360,7 +467,9 @@ mod tests {
         assert!(msg.contains(&format!("sha256:{}", "2".repeat(64))), "{msg}");
         assert!(msg.contains(&format!("expects sha256:{HEX}")), "{msg}");
         assert!(msg.contains("/sysroot/composefs/images/x"), "{msg}");
-        let msg = verify_image(p, &r, &Err(MeasureError::NotEnabled)).unwrap_err().to_string();
+        let msg = verify_image(p, &r, &Err(MeasureError::NotEnabled))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("fs-verity is not enabled"), "{msg}");
         assert!(msg.contains("veriroot enable-verity"), "{msg}");
     }

@@ -69,7 +69,8 @@ pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
 /// Verifies the image the command line names and mounts it at /sysroot.
 pub fn setup_root(refs: &[ImageRef], opts: &SetupOptions) -> Result<Booted, SetupError> {
     let start = Instant::now();
-    let repo = Repository::open(&opts.layout.sysroot.join("composefs")).map_err(SetupError::Repository)?;
+    let repo =
+        Repository::open(&opts.layout.sysroot.join("composefs")).map_err(SetupError::Repository)?;
     let image = repository::select_image(&repo, refs).map_err(SetupError::Repository)?;
     if image.image_ref.insecure {
         log::warn!(
@@ -83,7 +84,11 @@ pub fn setup_root(refs: &[ImageRef], opts: &SetupOptions) -> Result<Booted, Setu
             }
         );
     } else {
-        log::info!("verified {} = {}", image.path.display(), image.image_ref.digest);
+        log::info!(
+            "verified {} = {}",
+            image.path.display(),
+            image.image_ref.digest
+        );
     }
     let objects = repo.objects().map_err(SetupError::Repository)?;
     let verify = start.elapsed();
@@ -96,7 +101,17 @@ pub fn setup_root(refs: &[ImageRef], opts: &SetupOptions) -> Result<Booted, Setu
         require_verity: !image.image_ref.insecure,
         force_loop: opts.force_loop,
     };
-    let assembled = assemble::assemble(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
-    let timings = Timings { verify, mount: start.elapsed() - verify };
-    Ok(Booted { image_ref: image.image_ref, image_path: image.path, assembled, policy: opts.policy, timings })
+    let assembled =
+        assemble::assemble(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
+    let timings = Timings {
+        verify,
+        mount: start.elapsed() - verify,
+    };
+    Ok(Booted {
+        image_ref: image.image_ref,
+        image_path: image.path,
+        assembled,
+        policy: opts.policy,
+        timings,
+    })
 }

@@ -18,7 +18,12 @@ pub struct StateError {
 
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot prepare state directory {}: {}", self.path.display(), self.errno)?;
+        write!(
+            f,
+            "cannot prepare state directory {}: {}",
+            self.path.display(),
+            self.errno
+        )?;
         if self.errno == Errno::ROFS {
             write!(
                 f,
@@ -40,7 +45,10 @@ pub fn deploy_dir(sysroot: &Path, digest_hex: &str) -> PathBuf {
 /// Makes `path` and its missing parents, each with `mode`, and opens it
 /// (O_PATH). An existing directory keeps its mode: it is the user's.
 pub fn ensure_dir(path: &Path, mode: u32) -> Result<OwnedFd, StateError> {
-    let err = |errno| StateError { path: path.to_owned(), errno };
+    let err = |errno| StateError {
+        path: path.to_owned(),
+        errno,
+    };
     match open_path(CWD, path.to_str().ok_or_else(|| err(Errno::INVAL))?) {
         Ok(fd) => return Ok(fd),
         Err(Errno::NOENT) => {}

@@ -29,7 +29,10 @@ impl fmt::Display for MeasureError {
                 f.write_str("its filesystem or kernel does not support fs-verity")
             }
             MeasureError::UnknownAlgorithm(id) => {
-                write!(f, "it uses fs-verity hash algorithm {id}, not sha256 or sha512")
+                write!(
+                    f,
+                    "it uses fs-verity hash algorithm {id}, not sha256 or sha512"
+                )
             }
             MeasureError::Os(e) => write!(f, "FS_IOC_MEASURE_VERITY failed: {e}"),
         }
