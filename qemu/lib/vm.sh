@@ -1,0 +1,234 @@
+# shellcheck shell=bash
+# Boot the guest kernel under QEMU TCG with a serial log.
+#
+#   source qemu/lib/vm.sh          # also sources kernel.sh; call kernel_fetch first
+#   vm_boot --name NAME --initrd FILE [--kernel FILE] [--append "ARGS"]
+#           [--disk FILE]... [--tpm]
+#           [--tpm-banks sha256[,...]] [--timeout SECONDS] [--log FILE]
+#           [-- EXTRA_QEMU_ARGS...]
+#
+# --kernel: default $KERNEL_IMAGE (the bzImage). An uncompressed vmlinux (PVH
+#   entry) would save ~2 s of self-decompression, but under PVH the guest's
+#   ACPI fails as soon as a TPM is attached (no /dev/tpm0, no ACPI power off).
+# Kernel command line: ARGS then "console=ttyS0 panic=-1 oops=panic".
+# --disk: raw virtio-blk, in order (/dev/vda, /dev/vdb, ...).
+# --tpm: a fresh swtpm (TPM 2.0) for this boot only, killed whatever happens;
+#   unmanufactured, all four PCR banks active (sha1 sha256 sha384 sha512).
+# --tpm-banks LIST: the same (implies --tpm) made by swtpm_setup with only
+#   LIST active, e.g. sha256 (what swtpm_setup does by default); +0.6 s.
+# No network card (-nic none); add one after "--" if needed.
+# Logs go to target/scenarios/NAME/: serial.log (or --log FILE; appended,
+# one separator line before and after each boot), qemu.stderr, swtpm.log.
+# VM_VERBOSE=1 also copies the serial output to stderr as it comes.
+#
+# Returns 0  the guest powered off (QEMU exited, "reboot: Power down" logged)
+#         2  QEMU exited but the guest did not power off: it panicked
+#            (panic=-1 reboots, -no-reboot exits) or rebooted
+#         124 timeout (QEMU killed)
+#         1  QEMU or swtpm failed, or bad usage
+#
+# vm_boot runs in a subshell: its traps and variables do not leak into the
+# caller, and it cannot set variables for it.
+
+_VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=qemu/lib/kernel.sh
+source "$_VM_LIB_DIR/kernel.sh"
+
+VM_QEMU=${VM_QEMU:-qemu-system-x86_64}
+
+# vm_scenario_dir NAME: print the log directory of a scenario.
+vm_scenario_dir() {
+	printf '%s\n' "$VERIROOT_DIR/target/scenarios/$1"
+}
+
+# vm_scenario_reset NAME: empty a scenario's log directory (logs are appended).
+vm_scenario_reset() {
+	local dir
+	dir=$(vm_scenario_dir "$1") && rm -rf "$dir" && mkdir -p "$dir"
+}
+
+# _vm_parse ARGS...: set the _vm_* option variables.
+_vm_parse() {
+	_vm_name=vm _vm_initrd='' _vm_append='' _vm_tpm='' _vm_timeout=120 _vm_log=''
+	_vm_tpm_banks='' _vm_kernel=${KERNEL_IMAGE:-}
+	_vm_disks=() _vm_extra=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--tpm) _vm_tpm=1 && shift && continue ;;
+		--tpm-banks) _vm_tpm=1 ;;
+		--) shift && _vm_extra=("$@") && return 0 ;;
+		esac
+		if [ $# -lt 2 ]; then
+			echo "vm_boot: unknown option or missing value: '$1'" >&2
+			return 1
+		fi
+		case $1 in
+		--name) _vm_name=$2 ;;
+		--initrd) _vm_initrd=$2 ;;
+		--kernel) _vm_kernel=$2 ;;
+		--append) _vm_append=$2 ;;
+		--disk) _vm_disks+=("$2") ;;
+		--timeout) _vm_timeout=$2 ;;
+		--log) _vm_log=$2 ;;
+		--tpm-banks) _vm_tpm_banks=$2 ;;
+		*)
+			echo "vm_boot: unknown option '$1'" >&2
+			return 1
+			;;
+		esac
+		shift 2
+	done
+}
+
+# _vm_check: the inputs exist.
+_vm_check() {
+	local f
+	for f in "$_vm_kernel" "$_vm_initrd" "${_vm_disks[@]}"; do
+		if [ -z "$f" ] || [ ! -f "$f" ]; then
+			echo "vm_boot: missing file '${f}' (kernel_fetch run? --initrd given?)" >&2
+			return 1
+		fi
+	done
+}
+
+# _vm_tpm_setup STATE BANKS SWTPM_LOG: manufacture a TPM with only BANKS active.
+_vm_tpm_setup() {
+	swtpm_setup --tpm2 --tpmstate "$1" --pcr-banks "$2" --logfile "$3" >/dev/null
+}
+
+# _vm_tpm_start STATE SWTPM_LOG: swtpm on STATE/sock, pid in STATE/pid.
+_vm_tpm_start() {
+	local i
+	swtpm socket --tpm2 --tpmstate dir="$1" --ctrl type=unixio,path="$1/sock" \
+		--daemon --pid file="$1/pid" --log file="$2",level=1 || return 1
+	for i in $(seq 50); do
+		[ -S "$1/sock" ] && [ -s "$1/pid" ] && return 0
+		[ "$i" = 50 ] || sleep 0.1
+	done
+	echo "vm_boot: swtpm did not come up (see $2)" >&2
+	return 1
+}
+
+# _vm_pid_is PID NAME: is PID running NAME, not a zombie (guards pid reuse;
+# a daemonised swtpm that exited stays a zombie if nobody reaps it)?
+_vm_pid_is() {
+	local st
+	[ -n "$1" ] && st=$(cat "/proc/$1/status" 2>/dev/null) &&
+		grep -q "^Name:[[:space:]]*$2\$" <<<"$st" &&
+		! grep -q '^State:[[:space:]]*Z' <<<"$st"
+}
+
+# _vm_tpm_stop STATE: kill swtpm by its pid file, then remove STATE.
+_vm_tpm_stop() {
+	local pid='' i
+	[ -d "$1" ] || return 0
+	[ ! -s "$1/pid" ] || pid=$(cat "$1/pid")
+	if _vm_pid_is "$pid" swtpm; then
+		kill "$pid" 2>/dev/null || true
+		for i in $(seq 20); do
+			_vm_pid_is "$pid" swtpm || break
+			[ "$i" = 20 ] && kill -9 "$pid" 2>/dev/null
+			sleep 0.1
+		done
+	fi
+	rm -rf "$1"
+}
+
+# _vm_qemu_cmd TPM_STATE: fill _vm_cmd with the full command line.
+_vm_qemu_cmd() {
+	local i
+	_vm_cmd=(timeout --kill-after=10 "$_vm_timeout"
+		"$VM_QEMU" -accel tcg -cpu max -smp 1 -m 1024 -nographic -no-reboot -nic none
+		-kernel "$_vm_kernel" -initrd "$_vm_initrd"
+		-append "${_vm_append:+$_vm_append }console=ttyS0 panic=-1 oops=panic")
+	for i in "${!_vm_disks[@]}"; do
+		_vm_cmd+=(-drive "file=${_vm_disks[$i]},format=raw,if=none,id=disk$i"
+			-device "virtio-blk-pci,drive=disk$i")
+	done
+	if [ -n "$1" ]; then
+		_vm_cmd+=(-chardev "socket,id=chrtpm,path=$1/sock"
+			-tpmdev "emulator,id=tpm0,chardev=chrtpm" -device "tpm-tis,tpmdev=tpm0")
+	fi
+	_vm_cmd+=("${_vm_extra[@]}")
+}
+
+# _vm_run LOG STDERR_LOG: run _vm_cmd in the background (so a signal to us
+# can stop it: timeout puts QEMU in its own process group), echo its status.
+_vm_run() {
+	local rc=0 tail_pid=''
+	"${_vm_cmd[@]}" </dev/null >>"$1" 2>>"$2" &
+	_vm_pid=$!
+	if [ "${VM_VERBOSE:-0}" = 1 ]; then
+		tail -n 0 -s 0.2 --pid="$_vm_pid" -f "$1" >&2 &
+		tail_pid=$!
+	fi
+	wait "$_vm_pid" || rc=$?
+	_vm_pid=''
+	[ -z "$tail_pid" ] || wait "$tail_pid" || true
+	return "$rc"
+}
+
+# _vm_status RC LOG OFFSET: map timeout's status and the log to our codes.
+_vm_status() {
+	case $1 in
+	124 | 137) return 124 ;;
+	0) ;;
+	*) return 1 ;;
+	esac
+	# Not "tail | grep -q": with pipefail, grep quitting early can fail the pipe.
+	if grep -aq 'reboot: Power down' < <(tail -c "+$(($3 + 1))" "$2"); then
+		return 0
+	fi
+	return 2
+}
+
+# _vm_cleanup: EXIT trap of the vm_boot subshell.
+_vm_cleanup() {
+	if _vm_pid_is "${_vm_pid:-}" timeout; then
+		kill "$_vm_pid" 2>/dev/null || true
+		wait "$_vm_pid" 2>/dev/null || true
+	fi
+	[ -z "${_vm_tpm_state:-}" ] || _vm_tpm_stop "$_vm_tpm_state"
+}
+
+vm_boot() (
+	local dir log stderr_log offset start rc=0 what
+	_vm_tpm_state='' _vm_pid=''
+	trap _vm_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	_vm_parse "$@" || return 1
+	_vm_check || return 1
+	dir=$(vm_scenario_dir "$_vm_name")
+	log=${_vm_log:-$dir/serial.log}
+	stderr_log=$dir/qemu.stderr
+	mkdir -p "$dir" "$(dirname "$log")" || return 1
+	if [ -n "$_vm_tpm" ]; then
+		_vm_tpm_state=$(mktemp -d /tmp/veriroot-tpm.XXXXXX) &&
+			{ [ -z "$_vm_tpm_banks" ] ||
+				_vm_tpm_setup "$_vm_tpm_state" "$_vm_tpm_banks" "$dir/swtpm.log"; } &&
+			_vm_tpm_start "$_vm_tpm_state" "$dir/swtpm.log" || return 1
+	fi
+	_vm_qemu_cmd "$_vm_tpm_state"
+	printf '===== vm_boot %s: start %s =====\n' "$_vm_name" "$(date -u +%FT%TZ)" >>"$log"
+	offset=$(stat -c %s "$log")
+	start=$EPOCHREALTIME
+	_vm_run "$log" "$stderr_log" || rc=$?
+	_vm_status "$rc" "$log" "$offset" || rc=$?
+	case $rc in
+	0) what='powered off' ;;
+	2) what='exited without powering off (panic or reboot)' ;;
+	124) what="timed out (--timeout $_vm_timeout)" ;;
+	*) what="QEMU failed (see $stderr_log)" rc=1 ;;
+	esac
+	what="$what after $(_vm_elapsed "$start") s"
+	printf '\n===== vm_boot %s: rc=%s, %s =====\n' "$_vm_name" "$rc" "$what" >>"$log"
+	echo "vm_boot: $_vm_name: $what" >&2
+	return "$rc"
+)
+
+# _vm_elapsed START: seconds since START ($EPOCHREALTIME), one decimal.
+_vm_elapsed() {
+	local now=$EPOCHREALTIME
+	awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
+}
