@@ -27,7 +27,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	shellcheck -x qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/lib/*.sh .ci/run
-	shellcheck -s sh qemu/guest/*
+	shellcheck -s sh qemu/guest/* qemu/smoke.init
 
 scenarios: build
 	qemu/run-scenarios

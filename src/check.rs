@@ -19,6 +19,8 @@ pub struct Finding {
 #[derive(Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// The image that would boot is named with `?`: not a verified boot.
+    pub insecure: bool,
 }
 
 impl Report {
@@ -36,8 +38,9 @@ impl Report {
         });
     }
 
+    /// A verified boot would succeed.
     pub fn passed(&self) -> bool {
-        self.findings.iter().all(|f| f.ok)
+        !self.insecure && self.findings.iter().all(|f| f.ok)
     }
 
     pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
@@ -45,7 +48,13 @@ impl Report {
             writeln!(out, "{} {}", if f.ok { "ok  " } else { "FAIL" }, f.text)?;
         }
         let failed = self.findings.iter().filter(|f| !f.ok).count();
-        if failed == 0 {
+        if failed == 0 && self.insecure {
+            writeln!(
+                out,
+                "verdict: this system would boot, but INSECURELY (composefs=?...): \
+                 file contents would not be verified"
+            )
+        } else if failed == 0 {
             writeln!(out, "verdict: this system would boot the verified image")
         } else {
             writeln!(
@@ -115,6 +124,7 @@ fn check_image(report: &mut Report, repo: &Repository, refs: &[ImageRef]) -> Opt
         for p in tried.drain(..) {
             report.ok(format!("{} absent: trying the next image", p.display()));
         }
+        report.insecure = image_ref.insecure;
         match repo.meta() {
             Ok(Some((meta, measured))) => {
                 let state = match &measured {

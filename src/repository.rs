@@ -64,6 +64,7 @@ pub enum RepoError {
     },
     ImageNoVerity {
         path: PathBuf,
+        expected: Digest,
         cause: MeasureError,
     },
     DigestMismatch {
@@ -131,11 +132,19 @@ impl fmt::Display for RepoError {
             ImageNotFile { path } => {
                 write!(f, "image {} is not a regular file", path.display())
             }
-            ImageNoVerity { path, cause } => write!(
+            ImageNoVerity {
+                path,
+                expected,
+                cause,
+            } => write!(
                 f,
-                "refusing image {}: {cause}; expected fs-verity digest as named; run \
-                 `veriroot enable-verity` on the repository",
-                path.display()
+                "refusing image {}: {cause}, so its digest cannot be checked against \
+                 {expected}; run `veriroot enable-verity {}` on a kernel with fs-verity",
+                path.display(),
+                path.parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(path)
+                    .display()
             ),
             DigestMismatch {
                 path,
@@ -364,6 +373,7 @@ pub fn verify_image(
         Err(_) if image_ref.insecure => Ok(()),
         Err(cause) => Err(RepoError::ImageNoVerity {
             path: path.to_owned(),
+            expected: image_ref.digest.clone(),
             cause: clone_measure_error(cause),
         }),
     }

@@ -1,0 +1,175 @@
+# shellcheck shell=bash
+# Scenario machinery shared by run-scenarios and demo: builds, the test
+# images, the disk of a scenario, and the boot_* verbs scenario files use.
+# Needs VERIROOT_DIR, QEMU_DIR, TESTS_DIR; sources the other libs.
+
+# shellcheck source=qemu/lib/initrd.sh
+source "$QEMU_DIR/lib/initrd.sh"
+# shellcheck source=qemu/lib/vm.sh
+source "$QEMU_DIR/lib/vm.sh"
+# shellcheck source=qemu/lib/testimage.sh
+source "$QEMU_DIR/lib/testimage.sh"
+
+WORK=$VERIROOT_DIR/target/scenarios/.work
+VERIROOT_BIN=$VERIROOT_DIR/target/x86_64-unknown-linux-musl/release/veriroot
+MODULES="erofs overlay loop virtio_blk"
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
+
+log() { echo "veriroot harness: $*" >&2; }
+
+build() {
+	log "building veriroot (static) and veriroot-mkimage"
+	(cd "$VERIROOT_DIR" &&
+		cargo build --quiet --release --target x86_64-unknown-linux-musl -p veriroot &&
+		cargo build --quiet --release -p veriroot-mkimage)
+}
+
+# The three initrds: veriroot as /init; busybox + veriroot setup-root; the
+# provisioning one that enables fs-verity.
+build_initrds() {
+	local common=(--modules "$MODULES" --add "$VERIROOT_BIN:/bin/veriroot")
+	local shell=(--add /bin/busybox:/bin/busybox --symlink busybox:/bin/sh)
+	initrd_build "$WORK/initrd-veriroot.img" "$VERIROOT_BIN" --modules "$MODULES"
+	initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${common[@]}" "${shell[@]}"
+	initrd_build "$WORK/initrd-provision.img" "$QEMU_DIR/guest/provision-init" "${common[@]}" "${shell[@]}"
+}
+
+# One repository per algorithm, from the same tree.
+build_images() {
+	testimage_tree "$WORK/tree"
+	local alg
+	for alg in sha256 sha512; do
+		rm -rf "$WORK/repo-$alg"
+		testimage_repo "$alg" "$WORK/repo-$alg" "$WORK/tree" >"$WORK/digest-$alg"
+	done
+}
+
+# --- helpers for scenario files ---------------------------------------------
+
+object_of() { testimage_object "$REPO" "$ALGORITHM" "$1"; }
+
+flip_byte() {
+	local file=$1 offset=$2 byte
+	byte=$(od -An -tu1 -j "$offset" -N1 "$file" | tr -d ' ')
+	# shellcheck disable=SC2059
+	printf "\\$(printf '%03o' $((byte ^ 0xff)))" |
+		dd of="$file" bs=1 seek="$offset" conv=notrunc status=none
+}
+
+# mkimage SRC: commit another tree into the scenario's repository.
+mkimage() { testimage_repo "$ALGORITHM" "$REPO" "$1"; }
+
+BOOT_N=0
+# _boot INITRD KARGS: one boot of the scenario's disk; sets BOOT_LOG, BOOT_RC.
+_boot() {
+	BOOT_N=$((BOOT_N + 1))
+	BOOT_LOG=$SCENARIO_DIR/boot-$BOOT_N.log
+	BOOT_RC=0
+	vm_boot --name "$SCENARIO" --initrd "$1" --disk "$SCENARIO_DIR/disk.img" --tpm \
+		--append "root=LABEL=vt-root rw $2" --timeout "$BOOT_TIMEOUT" --log "$BOOT_LOG.raw" || BOOT_RC=$?
+	# The console has CRs, NULs and firmware escapes: keep plain text.
+	tr -d '\r\000' <"$BOOT_LOG.raw" >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw"
+	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
+}
+
+# _expect_lines REGEX...: each must match a line of this boot's log.
+_expect_lines() {
+	local re
+	for re in "$@"; do
+		grep -aEq -- "$re" "$BOOT_LOG" || { echo "boot $BOOT_N: no line matches /$re/"; return 1; }
+	done
+}
+
+_expect_checks() {
+	local c
+	[ "$BOOT_RC" -eq 0 ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC (124: timeout, 2: panic)"; return 1; }
+	grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the image's init never ran: $(_why)"; return 1; }
+	if grep -aq 'VT: FAIL' "$BOOT_LOG"; then
+		echo "boot $BOOT_N: $(grep -a -m1 'VT: FAIL' "$BOOT_LOG" | tr -d '\r' | sed 's/.*VT: FAIL //')"
+		return 1
+	fi
+	for c in $1; do
+		grep -aq "VT: PASS $c" "$BOOT_LOG" || { echo "boot $BOOT_N: check $c did not pass"; return 1; }
+	done
+	grep -aq 'VT: DONE' "$BOOT_LOG" || { echo "boot $BOOT_N: checks did not finish"; return 1; }
+}
+
+_why() { grep -a -m1 -E 'refusing|panic|FAIL' "$BOOT_LOG" | tr -d '\r' | cut -c1-300; }
+
+boot_pass() {
+	local kargs=$1 checks=$2
+	shift 2
+	_boot "$WORK/initrd-veriroot.img" "$kargs vt.checks=${checks// /,} vt.digest=$DIGEST"
+	_expect_checks "$checks" && _expect_lines "$@"
+}
+
+boot_refuse() {
+	_boot "$WORK/initrd-veriroot.img" "$1"
+	shift
+	[ "$BOOT_RC" -eq 0 ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC (expected a clean power-off)"; return 1; }
+	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the image's init ran, expected a refusal"; return 1; }
+	_expect_lines 'veriroot: refusing to boot' 'veriroot: powering off' "$@"
+}
+
+setup_root_pass() {
+	local kargs=$1 checks=$2
+	shift 2
+	_boot "$WORK/initrd-setup-root.img" "$kargs vt.checks=${checks// /,} vt.digest=$DIGEST"
+	_expect_lines 'VT-INITRD: setup-root rc=0' && _expect_checks "$checks" && _expect_lines "$@"
+}
+
+setup_root_refuse() {
+	_boot "$WORK/initrd-setup-root.img" "$1"
+	shift
+	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the image's init ran, expected a refusal"; return 1; }
+	! grep -aq 'VT-INITRD: DIRTY' "$BOOT_LOG" || { echo "boot $BOOT_N: $(grep -a -m1 'DIRTY' "$BOOT_LOG")"; return 1; }
+	_expect_lines 'VT-INITRD: setup-root rc=1' 'VT-INITRD: CLEAN' "$@"
+}
+
+# --- one scenario -------------------------------------------------------------
+
+# make_disk: the real root's tree → ext4 (4 KiB blocks, verity) → provisioned.
+make_disk() {
+	DISK_TREE=$SCENARIO_DIR/root
+	REPO=$DISK_TREE/composefs
+	rm -rf "$DISK_TREE"
+	mkdir -p "$DISK_TREE/state"
+	cp -a "$WORK/repo-$ALGORITHM" "$REPO"
+	if declare -F prepare >/dev/null; then prepare; fi
+	printf '%s\n' "${NOVERITY[@]}" >"$DISK_TREE/.vt-noverity"
+	rm -f "$SCENARIO_DIR/disk.img"
+	truncate -s 128M "$SCENARIO_DIR/disk.img"
+	mke2fs -q -t ext4 -b 4096 -O verity -L vt-root -d "$DISK_TREE" "$SCENARIO_DIR/disk.img"
+	local rc=0
+	vm_boot --name "$SCENARIO" --initrd "$WORK/initrd-provision.img" --disk "$SCENARIO_DIR/disk.img" \
+		--timeout "$BOOT_TIMEOUT" --log "$SCENARIO_DIR/provision.log" || rc=$?
+	grep -aq 'PROVISION OK' "$SCENARIO_DIR/provision.log" || {
+		echo "provisioning boot failed (rc=$rc): $(grep -a -m1 'PROVISION FAIL' "$SCENARIO_DIR/provision.log" | tr -d '\r')"
+		return 1
+	}
+}
+
+# run_one NAME: prints the reason on stdout if it fails.
+run_one() (
+	SCENARIO=$1
+	SCENARIO_DIR=$(vm_scenario_dir "$SCENARIO")
+	vm_scenario_reset "$SCENARIO"
+	ALGORITHM=sha256
+	NOVERITY=()
+	# shellcheck disable=SC2034 # read by scenario files and make_disk's prepare()
+	TREE=$WORK/tree
+	# shellcheck source=/dev/null
+	source "$TESTS_DIR/$SCENARIO"
+	DIGEST=$(cat "$WORK/digest-$ALGORITHM")
+	make_disk >"$SCENARIO_DIR/reason" 2>"$SCENARIO_DIR/harness.log" || exit 1
+	scenario >"$SCENARIO_DIR/reason" 2>>"$SCENARIO_DIR/harness.log"
+)
+
+# prepare_all: everything the scenarios share, built once per run.
+prepare_all() {
+	build
+	kernel_fetch
+	mkdir -p "$WORK"
+	build_initrds
+	build_images
+}

@@ -1,0 +1,100 @@
+//! The binary's interface: exit codes and messages a user sees.
+
+use std::process::Command;
+
+fn veriroot(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_veriroot"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_documents_every_mode() {
+    let (code, out, _) = veriroot(&["--help"]);
+    assert_eq!(code, 0);
+    for word in [
+        "PID 1",
+        "setup-root",
+        "check",
+        "enable-verity",
+        "composefs.digest=",
+        "veriroot.erofs=loop",
+    ] {
+        assert!(out.contains(word), "--help lacks {word}");
+    }
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let (code, _, err) = veriroot(&["frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown subcommand 'frobnicate'"), "{err}");
+}
+
+#[test]
+fn check_quotes_a_malformed_argument_and_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().to_str().unwrap();
+    let (code, out, _) = veriroot(&[
+        "check",
+        "--sysroot",
+        sysroot,
+        "--cmdline",
+        "root=/dev/vda composefs=xyz",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("FAIL kernel command line: malformed kernel argument 'composefs=xyz'"),
+        "{out}"
+    );
+    assert!(out.contains("would NOT boot verified"), "{out}");
+}
+
+#[test]
+fn check_without_a_composefs_argument_says_what_to_add() {
+    let (code, out, _) = veriroot(&[
+        "check",
+        "--sysroot",
+        "/nonexistent",
+        "--cmdline",
+        "root=/dev/vda",
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no composefs=<digest>"), "{out}");
+}
+
+#[test]
+fn check_without_a_repository_fails_with_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().to_str().unwrap();
+    let arg = format!("composefs={}", "ab".repeat(32));
+    let (code, out, _) = veriroot(&["check", "--sysroot", sysroot, "--cmdline", &arg]);
+    assert_eq!(code, 1);
+    assert!(out.contains(&format!("{sysroot}/composefs")), "{out}");
+}
+
+#[test]
+fn setup_root_refuses_before_touching_anything_on_a_bad_cmdline() {
+    let (code, _, err) = veriroot(&[
+        "setup-root",
+        "--sysroot",
+        "/nonexistent",
+        "--cmdline",
+        "quiet",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("names no composefs image"), "{err}");
+}
+
+#[test]
+fn enable_verity_needs_a_directory() {
+    let (code, _, err) = veriroot(&["enable-verity"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs the repository directory"), "{err}");
+}
