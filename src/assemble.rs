@@ -282,8 +282,11 @@ pub fn assemble(
     // The real root's clone shares propagation with /sysroot's mount, so
     // the move below would also be mounted on top of the clone, hiding the
     // real root at /sysroot/sysroot. A private tree is moved as it is.
-    mount_change(&root_dir, MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-        .map_err(|e| step("make private", &root_dir, e))?;
+    mount_change(
+        &root_dir,
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(|e| step("make private", &root_dir, e))?;
     // The one step that changes what /sysroot shows.
     move_mount(
         CWD,

@@ -66,7 +66,7 @@ _boot() {
 	BOOT_LOG=$SCENARIO_DIR/boot-$BOOT_N.log
 	BOOT_RC=0
 	vm_boot --name "$SCENARIO" --initrd "$1" --disk "$SCENARIO_DIR/disk.img" --tpm \
-		--append "root=LABEL=vt-root rw $2" --timeout "$BOOT_TIMEOUT" --log "$BOOT_LOG.raw" || BOOT_RC=$?
+		--append "${ROOT_ARG:-root=LABEL=vt-root} rw $2" --timeout "$BOOT_TIMEOUT" --log "$BOOT_LOG.raw" || BOOT_RC=$?
 	# The console has CRs, NULs and firmware escapes: keep plain text.
 	tr -d '\r\000' <"$BOOT_LOG.raw" >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw"
 	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
@@ -115,7 +115,8 @@ setup_root_pass() {
 	local kargs=$1 checks=$2
 	shift 2
 	_boot "$WORK/initrd-setup-root.img" "$kargs vt.checks=${checks// /,} vt.digest=$DIGEST"
-	_expect_lines 'VT-INITRD: setup-root rc=0' && _expect_checks "$checks" && _expect_lines "$@"
+	_expect_lines 'VT-INITRD: check rc=0' 'VT-CHECK: verdict: this system would boot the verified image' \
+		'VT-INITRD: setup-root rc=0' && _expect_checks "$checks" && _expect_lines "$@"
 }
 
 setup_root_refuse() {
@@ -123,7 +124,8 @@ setup_root_refuse() {
 	shift
 	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the image's init ran, expected a refusal"; return 1; }
 	! grep -aq 'VT-INITRD: DIRTY' "$BOOT_LOG" || { echo "boot $BOOT_N: $(grep -a -m1 'DIRTY' "$BOOT_LOG")"; return 1; }
-	_expect_lines 'VT-INITRD: setup-root rc=1' 'VT-INITRD: CLEAN' "$@"
+	_expect_lines 'VT-INITRD: check rc=1' 'VT-CHECK: verdict: this system would NOT boot verified' \
+		'VT-INITRD: setup-root rc=1' 'VT-INITRD: CLEAN' "$@"
 }
 
 # --- one scenario -------------------------------------------------------------
