@@ -212,13 +212,39 @@ fn mount_point(root: &Path, rel: &'static str) -> Result<PathBuf, AssembleError>
     }
 }
 
+/// A fully assembled tree in the staging area, not yet visible at /sysroot.
+/// Dropped without `commit`, it is detached with everything below it.
+pub struct Staged {
+    staging: Staging,
+    root_dir: PathBuf,
+    sysroot: PathBuf,
+    pub assembled: Assembled,
+}
+
+impl Staged {
+    /// The one step that changes what /sysroot shows.
+    pub fn commit(self) -> Result<Assembled, AssembleError> {
+        move_mount(
+            CWD,
+            &self.root_dir,
+            CWD,
+            &self.sysroot,
+            MoveMountFlags::empty(),
+        )
+        .map_err(|e| step("move the verified root onto", &self.sysroot, e))?;
+        let assembled = self.assembled;
+        drop(self.staging);
+        Ok(assembled)
+    }
+}
+
 /// Mounts `source` as the new root with the real root, /etc and /var
-/// below it, then moves the tree onto `layout.sysroot`.
-pub fn assemble(
+/// below it, in the staging area; `Staged::commit` moves it onto /sysroot.
+pub fn stage(
     source: &Source<'_>,
     policy: MountPolicy,
     layout: &Layout,
-) -> Result<Assembled, AssembleError> {
+) -> Result<Staged, AssembleError> {
     // State first: it lives on the real root and needs no cleanup.
     let deploy = state::deploy_dir(&layout.sysroot, source.digest_hex);
     let etc_state = match policy.etc {
@@ -287,15 +313,10 @@ pub fn assemble(
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .map_err(|e| step("make private", &root_dir, e))?;
-    // The one step that changes what /sysroot shows.
-    move_mount(
-        CWD,
-        &root_dir,
-        CWD,
-        &layout.sysroot,
-        MoveMountFlags::empty(),
-    )
-    .map_err(|e| step("move the verified root onto", &layout.sysroot, e))?;
-    drop(staging);
-    Ok(Assembled { backing, layers })
+    Ok(Staged {
+        staging,
+        root_dir,
+        sysroot: layout.sysroot.clone(),
+        assembled: Assembled { backing, layers },
+    })
 }

@@ -10,6 +10,7 @@ pub mod assemble;
 pub mod blockdev;
 pub mod check;
 pub mod cmdline;
+pub mod config;
 pub mod digest;
 pub mod enable;
 pub mod init;

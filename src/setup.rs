@@ -101,8 +101,9 @@ pub fn setup_root(refs: &[ImageRef], opts: &SetupOptions) -> Result<Booted, Setu
         require_verity: !image.image_ref.insecure,
         force_loop: opts.force_loop,
     };
-    let assembled =
-        assemble::assemble(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
+    let staged =
+        assemble::stage(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
+    let assembled = staged.commit().map_err(SetupError::Assemble)?;
     let timings = Timings {
         verify,
         mount: start.elapsed() - verify,
