@@ -189,25 +189,48 @@ fn mount_real_root(cmdline: &Cmdline) -> Result<(), InitError> {
     // The real root's superblock is writable whatever `ro` says: /etc and
     // /var state live on it. `ro` makes its view at /sysroot/sysroot read-only.
     let _ = rustix::fs::mkdir(SYSROOT, Mode::from_raw_mode(0o755));
-    let flags = CString::new(cmdline.value("rootflags").unwrap_or(""))
+    let (flags, data) = split_mount_options(cmdline.value("rootflags").unwrap_or(""));
+    let data = CString::new(data)
         .map_err(|_| InitError::RootSpec("rootflags= contains a NUL byte".into()))?;
-    mount(
-        &device,
-        SYSROOT,
-        fstype.as_str(),
-        MountFlags::empty(),
-        flags.as_c_str(),
-    )
-    .map_err(|errno| InitError::RootMount {
-        device: device.clone(),
-        fstype: fstype.clone(),
-        errno,
+    mount(&device, SYSROOT, fstype.as_str(), flags, data.as_c_str()).map_err(|errno| {
+        InitError::RootMount {
+            device: device.clone(),
+            fstype: fstype.clone(),
+            errno,
+        }
     })?;
     log::info!(
         "mounted real root {} ({fstype}) at {SYSROOT}",
         device.display()
     );
     Ok(())
+}
+
+/// Splits `rootflags=` like mount(8): generic options become mount flags,
+/// the rest is the filesystem's data string (the kernel would reject
+/// `noatime` as an ext4 option).
+pub fn split_mount_options(options: &str) -> (MountFlags, String) {
+    let mut flags = MountFlags::empty();
+    let mut data = Vec::new();
+    for opt in options.split(',').filter(|o| !o.is_empty()) {
+        match opt {
+            "ro" => flags |= MountFlags::RDONLY,
+            "rw" => flags -= MountFlags::RDONLY,
+            "nosuid" => flags |= MountFlags::NOSUID,
+            "nodev" => flags |= MountFlags::NODEV,
+            "noexec" => flags |= MountFlags::NOEXEC,
+            "sync" => flags |= MountFlags::SYNCHRONOUS,
+            "dirsync" => flags |= MountFlags::DIRSYNC,
+            "noatime" => flags |= MountFlags::NOATIME,
+            "nodiratime" => flags |= MountFlags::NODIRATIME,
+            "relatime" => flags |= MountFlags::RELATIME,
+            "strictatime" => flags |= MountFlags::STRICTATIME,
+            "lazytime" => flags |= MountFlags::LAZYTIME,
+            "defaults" => {}
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
 }
 
 /// Moves the API filesystems into the new root, makes it `/` and execs
@@ -250,5 +273,23 @@ fn fail(err: &InitError) -> ! {
     // Unreachable unless reboot(2) failed; never return to the kernel.
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootflags_split_into_flags_and_data() {
+        let (flags, data) =
+            split_mount_options("noatime,errors=remount-ro,defaults,nodev,data=ordered");
+        assert_eq!(flags, MountFlags::NOATIME | MountFlags::NODEV);
+        assert_eq!(data, "errors=remount-ro,data=ordered");
+        assert_eq!(
+            split_mount_options(""),
+            (MountFlags::empty(), String::new())
+        );
+        assert_eq!(split_mount_options("ro,rw").0, MountFlags::empty());
     }
 }
