@@ -94,7 +94,7 @@ _expect_checks() {
 	grep -aq 'VT: DONE' "$BOOT_LOG" || { echo "boot $BOOT_N: checks did not finish"; return 1; }
 }
 
-_why() { grep -a -m1 -E 'refusing|panic|FAIL' "$BOOT_LOG" | tr -d '\r' | cut -c1-300; }
+_why() { grep -a -m1 -E 'veriroot: refusing|Kernel panic|FAIL' "$BOOT_LOG" | cut -c1-300; }
 
 boot_pass() {
 	local kargs=$1 checks=$2
