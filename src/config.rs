@@ -67,6 +67,16 @@ pub enum Value {
     Bool(bool),
 }
 
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => write!(f, "\"{s}\""),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 /// `(section, key, value, line)` in file order.
 pub type Entries = Vec<(String, String, Value, usize)>;
 
@@ -160,7 +170,7 @@ impl Config {
             let bad = |expected: &str| {
                 err(
                     line,
-                    format!("{section}.{key} = {value:?}: expected {expected}"),
+                    format!("{section}.{key} = {value}: expected {expected}"),
                 )
             };
             match (section.as_str(), key.as_str(), &value) {
@@ -251,7 +261,7 @@ mod tests {
         let e = parse("[tpm]\npcr = 11\n").unwrap_err();
         assert!(
             e.to_string()
-                .contains(":2: tpm.pcr = Int(11): expected a PCR other than 11"),
+                .contains(":2: tpm.pcr = 11: expected a PCR other than 11"),
             "{e}"
         );
         let e = parse("[tpm]\npcr = \"15\"\n").unwrap_err();

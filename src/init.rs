@@ -14,9 +14,11 @@ use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::mount::{mount, mount_move, MountFlags};
 
-use crate::assemble::{Layout, MountPolicy};
+use crate::assemble::Layout;
 use crate::blockdev::{self, NotFound, RootSpec};
 use crate::cmdline::Cmdline;
+use crate::config::{self, Config, ConfigError};
+use crate::measure::{MeasureError, Measurer};
 use crate::modules::{self, ModuleError};
 use crate::setup::{self, SetupError, SetupOptions};
 
@@ -41,6 +43,8 @@ pub enum InitError {
         errno: Errno,
     },
     Setup(SetupError),
+    Config(ConfigError),
+    Measure(MeasureError),
     SwitchRoot {
         step: &'static str,
         errno: Errno,
@@ -75,6 +79,8 @@ impl fmt::Display for InitError {
                 device.display()
             ),
             Setup(e) => e.fmt(f),
+            Config(e) => e.fmt(f),
+            Measure(e) => e.fmt(f),
             SwitchRoot { step, errno } => write!(f, "switch root: {step} failed: {errno}"),
             Exec { init, error } => {
                 write!(f, "cannot execute {init} in the verified root: {error}")
@@ -88,25 +94,35 @@ impl std::error::Error for InitError {}
 /// Runs as PID 1. Never returns: execs the real init or powers off.
 pub fn run() -> ! {
     let started = Instant::now();
-    let err = match boot(started) {
+    let mut measurer = None;
+    let err = match boot(started, &mut measurer) {
         Ok(never) => match never {},
         Err(e) => e,
     };
+    if let Some(m) = measurer.as_mut() {
+        m.cap();
+    }
     fail(&err)
 }
 
-fn boot(started: Instant) -> Result<std::convert::Infallible, InitError> {
+fn boot(
+    started: Instant,
+    measurer: &mut Option<Measurer>,
+) -> Result<std::convert::Infallible, InitError> {
     early_mounts()?;
     crate::logger::init(true, false);
     let text = std::fs::read_to_string("/proc/cmdline").map_err(InitError::Cmdline)?;
     let cmdline = Cmdline::parse(text.trim_end());
-    // A malformed command line is known before waiting for any disk.
-    let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
+    let config = Config::load(Path::new(config::DEFAULT_PATH)).map_err(InitError::Config)?;
 
+    // Modules first: on some machines the TPM driver is one of them.
     let dir = Path::new("/lib/modules").join(modules::release());
     let n = modules::load_all(&dir).map_err(InitError::Modules)?;
     log::info!("loaded {n} kernel modules");
+    let m = measurer.insert(Measurer::open(config.tpm, config.pcr).map_err(InitError::Measure)?);
 
+    // A malformed command line is known before waiting for any disk.
+    let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
     mount_real_root(&cmdline)?;
     let opts = SetupOptions {
         layout: Layout {
@@ -114,17 +130,19 @@ fn boot(started: Instant) -> Result<std::convert::Infallible, InitError> {
             run_dir: "/run/veriroot".into(),
             sysroot_readonly: cmdline.last_flag("ro", "rw") != Some("rw"),
         },
-        policy: MountPolicy::default(),
+        policy: config.policy,
         force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
     };
-    let booted = setup::setup_root(&refs, &opts).map_err(InitError::Setup)?;
+    let booted = setup::setup_root(&refs, &opts, m).map_err(InitError::Setup)?;
     log::info!(
-        "mounted {} ({}, overlay {:?}) at {SYSROOT}: verify {} ms, mount {} ms, total since start {} ms",
+        "mounted {} ({}, overlay {:?}) at {SYSROOT}: verify {} ms, mount {} ms, measure {} ms, \
+         total since start {} ms",
         booted.image_ref.digest,
         booted.assembled.backing,
         booted.assembled.layers,
         booted.timings.verify.as_millis(),
         booted.timings.mount.as_millis(),
+        booted.timings.measure.as_millis(),
         started.elapsed().as_millis()
     );
     switch_root(&cmdline)

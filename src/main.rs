@@ -1,13 +1,14 @@
 //! The `veriroot` binary: PID 1 in a minimal initrd, or a subcommand.
+//! Argument parsing and dispatch only; the work is in `commands`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use veriroot::assemble::{Layout, MountPolicy};
-use veriroot::cmdline::Cmdline;
+use veriroot::commands::{self, PredictArgs};
+use veriroot::config;
 use veriroot::digest::Algorithm;
-use veriroot::setup::{self, SetupOptions};
-use veriroot::{check, enable, init, logger};
+use veriroot::hash::HashAlg;
+use veriroot::init;
 
 const HELP: &str = "\
 veriroot: boot a verified composefs image as the root file system
@@ -16,13 +17,15 @@ USAGE:
   veriroot                      as /init (PID 1) of a minimal initrd: mount
                                 /proc /sys /dev /run, load the initrd's kernel
                                 modules, mount root= at /sysroot, verify and
-                                mount the image named by composefs=, switch
-                                root and exec init= (default /sbin/init).
-                                Any failure powers the machine off.
-  veriroot setup-root [--sysroot DIR] [--cmdline STR]
+                                mount the image named by composefs=, measure
+                                it into the TPM, switch root and exec init=
+                                (default /sbin/init). Any failure caps the PCR
+                                and powers the machine off.
+  veriroot setup-root [--sysroot DIR] [--cmdline STR] [--config FILE]
                                 in a systemd initrd: the real root is mounted
-                                at /sysroot; replace it with the verified tree
-                                (real root at /sysroot/sysroot) and exit 0.
+                                at /sysroot; replace it with the verified,
+                                measured tree (real root at /sysroot/sysroot)
+                                and exit 0. A refusal caps the PCR, exits 1.
   veriroot check [--sysroot DIR] [--cmdline STR]
                                 preflight: everything but the mount, with the
                                 fix for each problem; exit 0 only if a
@@ -31,6 +34,16 @@ USAGE:
                                 enable fs-verity on every file of a composefs
                                 repository (idempotent; default algorithm
                                 from meta.json).
+  veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
+                   [--config FILE] [--pcr N] [--etc MODE] [--var MODE]
+                   [--banks sha1,sha256,sha384,sha512] [--json]
+                                the PCR values a veriroot boot of that image
+                                leaves (from reset), per bank; --failure: after
+                                a refused boot. --json: {\"sha256\":{\"15\":\"..\"}}.
+  veriroot log [FILE] [--json] [--no-tpm]
+                                parse and replay systemd's measurement log
+                                (default /run/log/systemd/tpm2-measure.log) and
+                                compare with the TPM's PCRs where one exists.
   veriroot --help | --version
 
 KERNEL COMMAND LINE:
@@ -45,6 +58,12 @@ KERNEL COMMAND LINE:
   veriroot.erofs=loop           mount the image through a loop device even
                                 where the kernel takes files.
 
+CONFIGURATION: /etc/veriroot/veriroot.conf in the initrd
+  [tpm]  policy = \"auto\" | \"required\" | \"off\"     (default auto)
+         pcr = 15                                  (default 15; never 11)
+  [etc]  mount = \"overlay\" | \"transient\" | \"none\" (default overlay)
+  [var]  mount = \"bind\" | \"transient\" | \"none\"    (default bind)
+
 Defaults: --sysroot /sysroot, --cmdline from /proc/cmdline.
 ";
 
@@ -52,6 +71,7 @@ enum Command {
     SetupRoot {
         sysroot: PathBuf,
         cmdline: Option<String>,
+        config: PathBuf,
     },
     Check {
         sysroot: PathBuf,
@@ -61,8 +81,24 @@ enum Command {
         dir: PathBuf,
         algorithm: Option<Algorithm>,
     },
+    Predict(PredictArgs),
+    Log {
+        file: Option<PathBuf>,
+        json: bool,
+        tpm: bool,
+    },
     Help,
     Version,
+}
+
+fn parse_banks(list: &str) -> Result<Vec<HashAlg>, String> {
+    list.split(',')
+        .map(|b| {
+            HashAlg::from_name(b).ok_or_else(|| {
+                format!("--banks: unknown bank '{b}' (sha1, sha256, sha384, sha512)")
+            })
+        })
+        .collect()
 }
 
 fn parse_args() -> Result<Command, lexopt::Error> {
@@ -77,13 +113,32 @@ fn parse_args() -> Result<Command, lexopt::Error> {
     };
     let mut sysroot = PathBuf::from("/sysroot");
     let mut cmdline = None;
+    let mut config = None;
     let mut algorithm = None;
-    let mut dir = None;
+    let mut path = None;
+    let mut p = PredictArgs {
+        image: None,
+        cmdline: None,
+        insecure: false,
+        config: None,
+        pcr: None,
+        etc: None,
+        var: None,
+        banks: Vec::new(),
+        failure: false,
+        json: false,
+    };
+    let mut no_tpm = false;
     while let Some(arg) = parser.next()? {
         match (sub.as_str(), arg) {
             (_, Long("help") | Short('h')) => return Ok(Command::Help),
             ("setup-root" | "check", Long("sysroot")) => sysroot = parser.value()?.into(),
-            ("setup-root" | "check", Long("cmdline")) => cmdline = Some(parser.value()?.string()?),
+            ("setup-root" | "check" | "predict", Long("cmdline")) => {
+                cmdline = Some(parser.value()?.string()?)
+            }
+            ("setup-root" | "predict", Long("config")) => {
+                config = Some(PathBuf::from(parser.value()?))
+            }
             ("enable-verity", Long("algorithm")) => {
                 let v = parser.value()?.string()?;
                 algorithm = Some(match v.as_str() {
@@ -92,28 +147,42 @@ fn parse_args() -> Result<Command, lexopt::Error> {
                     _ => return Err(format!("--algorithm {v}: expected sha256 or sha512").into()),
                 });
             }
-            ("enable-verity", Value(v)) if dir.is_none() => dir = Some(PathBuf::from(v)),
+            ("predict", Long("digest")) => p.image = Some(parser.value()?.string()?),
+            ("predict", Long("insecure")) => p.insecure = true,
+            ("predict", Long("failure")) => p.failure = true,
+            ("predict", Long("pcr")) => p.pcr = Some(parser.value()?.parse()?),
+            ("predict", Long("etc")) => p.etc = Some(parser.value()?.string()?),
+            ("predict", Long("var")) => p.var = Some(parser.value()?.string()?),
+            ("predict", Long("banks")) => p.banks = parse_banks(&parser.value()?.string()?)?,
+            ("predict" | "log", Long("json")) => p.json = true,
+            ("log", Long("no-tpm")) => no_tpm = true,
+            ("enable-verity" | "log", Value(v)) if path.is_none() => path = Some(PathBuf::from(v)),
             (_, arg) => return Err(arg.unexpected()),
         }
     }
     Ok(match sub.as_str() {
-        "setup-root" => Command::SetupRoot { sysroot, cmdline },
+        "setup-root" => Command::SetupRoot {
+            sysroot,
+            cmdline,
+            config: config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
+        },
         "check" => Command::Check { sysroot, cmdline },
         "enable-verity" => Command::EnableVerity {
-            dir: dir.ok_or("enable-verity needs the repository directory")?,
+            dir: path.ok_or("enable-verity needs the repository directory")?,
             algorithm,
+        },
+        "predict" => {
+            p.cmdline = cmdline;
+            p.config = config;
+            Command::Predict(p)
+        }
+        "log" => Command::Log {
+            file: path,
+            json: p.json,
+            tpm: !no_tpm,
         },
         other => return Err(format!("unknown subcommand '{other}' (see --help)").into()),
     })
-}
-
-fn read_cmdline(given: Option<String>) -> Result<Cmdline, String> {
-    let text = match given {
-        Some(t) => t,
-        None => std::fs::read_to_string("/proc/cmdline")
-            .map_err(|e| format!("cannot read /proc/cmdline: {e}"))?,
-    };
-    Ok(Cmdline::parse(text.trim_end()))
 }
 
 fn run(command: Command) -> Result<ExitCode, String> {
@@ -126,62 +195,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!("veriroot {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::SetupRoot { sysroot, cmdline } => {
-            logger::init(
-                std::env::var_os("INVOCATION_ID").is_none() && cmdline.is_none(),
-                false,
-            );
-            let cmdline = read_cmdline(cmdline)?;
-            let refs = setup::image_refs(&cmdline).map_err(|e| e.to_string())?;
-            let opts = SetupOptions {
-                layout: Layout {
-                    sysroot,
-                    run_dir: "/run/veriroot".into(),
-                    sysroot_readonly: false,
-                },
-                policy: MountPolicy::default(),
-                force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
-            };
-            let booted =
-                setup::setup_root(&refs, &opts).map_err(|e| format!("refusing to boot: {e}"))?;
-            log::info!(
-                "mounted {} ({}) at {}: verify {} ms, mount {} ms",
-                booted.image_ref.digest,
-                booted.assembled.backing,
-                opts.layout.sysroot.display(),
-                booted.timings.verify.as_millis(),
-                booted.timings.mount.as_millis()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { sysroot, cmdline } => {
-            let report = check::check(&sysroot, &read_cmdline(cmdline)?);
-            report
-                .print(&mut std::io::stdout())
-                .map_err(|e| e.to_string())?;
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::EnableVerity { dir, algorithm } => {
-            let algorithm = match algorithm {
-                Some(a) => a,
-                None => enable::repository_algorithm(&dir)?,
-            };
-            let summary = enable::enable_tree(&dir, algorithm).map_err(|e| e.to_string())?;
-            for p in &summary.enabled {
-                println!("enabled fs-verity ({algorithm}) on {}", p.display());
-            }
-            println!(
-                "{}: {} file(s) newly enabled, {} already had fs-verity",
-                dir.display(),
-                summary.enabled.len(),
-                summary.already
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::SetupRoot {
+            sysroot,
+            cmdline,
+            config,
+        } => commands::setup_root(sysroot, cmdline, &config),
+        Command::Check { sysroot, cmdline } => commands::check(&sysroot, cmdline),
+        Command::EnableVerity { dir, algorithm } => commands::enable_verity(&dir, algorithm),
+        Command::Predict(args) => commands::predict(args),
+        Command::Log { file, json, tpm } => commands::show_log(file, json, tpm),
     }
 }
 

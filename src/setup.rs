@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::assemble::{self, AssembleError, Assembled, Layout, MountPolicy, Source};
 use crate::cmdline::{Cmdline, ImageRef, MalformedArg};
+use crate::measure::{self, MeasureError, Measurer};
 use crate::repository::{self, RepoError, Repository};
 
 #[derive(Debug)]
@@ -15,6 +16,7 @@ pub enum SetupError {
     NoImageRef,
     Repository(RepoError),
     Assemble(AssembleError),
+    Measure(MeasureError),
 }
 
 impl fmt::Display for SetupError {
@@ -27,13 +29,14 @@ impl fmt::Display for SetupError {
             ),
             SetupError::Repository(e) => e.fmt(f),
             SetupError::Assemble(e) => write!(f, "mounting the verified root: {e}"),
+            SetupError::Measure(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for SetupError {}
 
-/// What was booted, for the log and (later) the TPM.
+/// What was booted, for the log.
 #[derive(Debug)]
 pub struct Booted {
     pub image_ref: ImageRef,
@@ -47,6 +50,7 @@ pub struct Booted {
 pub struct Timings {
     pub verify: Duration,
     pub mount: Duration,
+    pub measure: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -66,8 +70,14 @@ pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
     Ok(refs)
 }
 
-/// Verifies the image the command line names and mounts it at /sysroot.
-pub fn setup_root(refs: &[ImageRef], opts: &SetupOptions) -> Result<Booted, SetupError> {
+/// Verifies the image the command line names, mounts it in the staging
+/// area, measures it, and only then makes it /sysroot. The caller caps
+/// the PCR if this fails.
+pub fn setup_root(
+    refs: &[ImageRef],
+    opts: &SetupOptions,
+    measurer: &mut Measurer,
+) -> Result<Booted, SetupError> {
     let start = Instant::now();
     let repo =
         Repository::open(&opts.layout.sysroot.join("composefs")).map_err(SetupError::Repository)?;
@@ -103,10 +113,16 @@ pub fn setup_root(refs: &[ImageRef], opts: &SetupOptions) -> Result<Booted, Setu
     };
     let staged =
         assemble::stage(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
+    let staged_at = start.elapsed();
+    for event in measure::success_events(measurer.pcr(), &image.image_ref, opts.policy) {
+        measurer.measure(&event).map_err(SetupError::Measure)?;
+    }
+    let measure = start.elapsed() - staged_at;
     let assembled = staged.commit().map_err(SetupError::Assemble)?;
     let timings = Timings {
         verify,
-        mount: start.elapsed() - verify,
+        mount: start.elapsed() - verify - measure,
+        measure,
     };
     Ok(Booted {
         image_ref: image.image_ref,

@@ -30,7 +30,8 @@ build_initrds() {
 	local common=(--modules "$MODULES" --add "$VERIROOT_BIN:/bin/veriroot")
 	local shell=(--add /bin/busybox:/bin/busybox --symlink busybox:/bin/sh)
 	initrd_build "$WORK/initrd-veriroot.img" "$VERIROOT_BIN" --modules "$MODULES"
-	initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${common[@]}" "${shell[@]}"
+	initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${common[@]}" "${shell[@]}" \
+		--add "$QEMU_DIR/guest/tpm-dump:/bin/vt-tpm-dump"
 	initrd_build "$WORK/initrd-provision.img" "$QEMU_DIR/guest/provision-init" "${common[@]}" "${shell[@]}"
 }
 
@@ -65,7 +66,13 @@ _boot() {
 	BOOT_N=$((BOOT_N + 1))
 	BOOT_LOG=$SCENARIO_DIR/boot-$BOOT_N.log
 	BOOT_RC=0
-	vm_boot --name "$SCENARIO" --initrd "$1" --disk "$SCENARIO_DIR/disk.img" --tpm \
+	local tpm=()
+	case ${TPM:-all} in
+	all) tpm=(--tpm) ;;
+	none) ;;
+	*) tpm=(--tpm-banks "$TPM") ;;
+	esac
+	vm_boot --name "$SCENARIO" --initrd "$1" --disk "$SCENARIO_DIR/disk.img" "${tpm[@]}" \
 		--append "${ROOT_ARG:-root=LABEL=vt-root} rw $2" --timeout "$BOOT_TIMEOUT" --log "$BOOT_LOG.raw" || BOOT_RC=$?
 	# The console has CRs, NULs and firmware escapes: keep plain text.
 	tr -d '\r\000' <"$BOOT_LOG.raw" >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw"
@@ -99,12 +106,12 @@ _why() { grep -a -m1 -E 'veriroot: refusing|Kernel panic|FAIL' "$BOOT_LOG" | cut
 boot_pass() {
 	local kargs=$1 checks=$2
 	shift 2
-	_boot "$WORK/initrd-veriroot.img" "$kargs vt.checks=${checks// /,} vt.digest=$DIGEST"
+	_boot "${INITRD_VERIROOT:-$WORK/initrd-veriroot.img}" "$kargs vt.checks=${checks// /,} vt.digest=$DIGEST"
 	_expect_checks "$checks" && _expect_lines "$@"
 }
 
 boot_refuse() {
-	_boot "$WORK/initrd-veriroot.img" "$1"
+	_boot "${INITRD_VERIROOT:-$WORK/initrd-veriroot.img}" "$1"
 	shift
 	[ "$BOOT_RC" -eq 0 ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC (expected a clean power-off)"; return 1; }
 	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the image's init ran, expected a refusal"; return 1; }
@@ -126,6 +133,61 @@ setup_root_refuse() {
 	! grep -aq 'VT-INITRD: DIRTY' "$BOOT_LOG" || { echo "boot $BOOT_N: $(grep -a -m1 'DIRTY' "$BOOT_LOG")"; return 1; }
 	_expect_lines 'VT-INITRD: check rc=1' 'VT-CHECK: verdict: this system would NOT boot verified' \
 		'VT-INITRD: setup-root rc=1' 'VT-INITRD: CLEAN' "$@"
+}
+
+# with_config TEXT: later PID 1 boots use an initrd whose
+# /etc/veriroot/veriroot.conf is TEXT (empty: the default initrd again).
+with_config() {
+	if [ -z "$1" ]; then
+		unset INITRD_VERIROOT
+		return 0
+	fi
+	printf '%s' "$1" >"$SCENARIO_DIR/veriroot.conf"
+	INITRD_VERIROOT=$SCENARIO_DIR/initrd-veriroot.img
+	initrd_build "$INITRD_VERIROOT" "$VERIROOT_BIN" --modules "$MODULES" \
+		--add "$SCENARIO_DIR/veriroot.conf:/etc/veriroot/veriroot.conf" >&2
+}
+
+# host_veriroot ARGS: the same static binary, run on the host.
+host_veriroot() { "$VERIROOT_BIN" "$@"; }
+
+# expect_tpm EXPECTED_JSON: the PCRs and measurement log the last boot
+# printed are saved as tpm2-measure.log and pcrs.json (the PCRs the log
+# names, every bank); both the PCRs and the log's replay must equal
+# EXPECTED_JSON (what `veriroot predict --json` says).
+expect_tpm() {
+	local expected=$1 log=$SCENARIO_DIR/tpm2-measure.log json=$SCENARIO_DIR/pcrs.json
+	grep -aq '^VT-LOG-END [0-9]' "$BOOT_LOG" || { echo "boot $BOOT_N: no measurement log printed: $(grep -a -m1 VT-LOG-END "$BOOT_LOG")"; return 1; }
+	perl -ne 'print pack("H*", $1) if /^VT-LOG: ([0-9a-f]+)\s*$/' "$BOOT_LOG" >"$log"
+	local size
+	size=$(grep -a -m1 '^VT-LOG-END' "$BOOT_LOG" | awk '{ print $2 }')
+	[ "$(stat -c %s "$log")" = "$size" ] || { echo "boot $BOOT_N: log is $(stat -c %s "$log") bytes, the guest had $size"; return 1; }
+	grep -aq '^VT-LOG-END [0-9]* mode=600$' "$BOOT_LOG" || { echo "boot $BOOT_N: the log's mode is not 0600: $(grep -a -m1 VT-LOG-END "$BOOT_LOG")"; return 1; }
+	local replay pcrs
+	replay=$(host_veriroot log --json --no-tpm "$log") || { echo "boot $BOOT_N: veriroot log cannot parse the guest's log"; return 1; }
+	pcrs=$(_pcrs_json "$replay")
+	printf '%s\n' "$pcrs" >"$json"
+	[ "$pcrs" = "$expected" ] || { echo "boot $BOOT_N: TPM PCRs $pcrs, predicted $expected"; return 1; }
+	[ "$replay" = "$expected" ] || { echo "boot $BOOT_N: log replays to $replay, predicted $expected"; return 1; }
+}
+
+# _pcrs_json REPLAY_JSON: the guest's VT-PCR values for the PCRs in the
+# replay, in the same shape ({"bank":{"pcr":"hex"}}, banks sorted).
+_pcrs_json() {
+	local wanted bank pcr value out='' cur='' inner=''
+	wanted=$(grep -o '"[0-9]*":' <<<"$1" | tr -d '":' | sort -un | tr '\n' ' ')
+	while read -r bank pcr value; do
+		case " $wanted " in *" $pcr "*) ;; *) continue ;; esac
+		if [ "$bank" != "$cur" ]; then
+			[ -z "$cur" ] || out+="\"$cur\":{$inner},"
+			cur=$bank inner=''
+		else
+			inner+=","
+		fi
+		inner+="\"$pcr\":\"$value\""
+	done < <(grep -a '^VT-PCR: ' "$BOOT_LOG" | awk '{ print $2, $3, $4 }' | sort -k1,1 -k2,2n)
+	[ -z "$cur" ] || out+="\"$cur\":{$inner}"
+	printf '{%s}\n' "$out"
 }
 
 # --- one scenario -------------------------------------------------------------

@@ -20,6 +20,7 @@ testimage_tree() {
 		[ "$applet" = busybox ] || ln -sf busybox "$out/bin/$applet"
 	done
 	install -m 0755 "$_TESTIMAGE_DIR/guest/test-init" "$out/sbin/init"
+	install -m 0755 "$_TESTIMAGE_DIR/guest/tpm-dump" "$out/usr/bin/vt-tpm-dump"
 	printf 'veriroot-test\n' >"$out/etc/hostname"
 	printf 'root:x:0:0:root:/:/bin/sh\n' >"$out/etc/passwd"
 	printf 'from the image\n' >"$out/etc/vt-image-etc"

@@ -1,0 +1,267 @@
+//! The subcommands' bodies; `main.rs` parses arguments and dispatches here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::assemble::Layout;
+use crate::cmdline::{Cmdline, ImageRef};
+use crate::config::Config;
+use crate::digest::Algorithm;
+use crate::eventlog::{self, Content};
+use crate::hash::HashAlg;
+use crate::measure::{self, hex, Event, Measurer};
+use crate::setup::{self, SetupOptions};
+use crate::tpm::Tpm;
+use crate::{check, enable, logger};
+
+pub fn read_cmdline(given: Option<String>) -> Result<Cmdline, String> {
+    let text = match given {
+        Some(t) => t,
+        None => std::fs::read_to_string("/proc/cmdline")
+            .map_err(|e| format!("cannot read /proc/cmdline: {e}"))?,
+    };
+    Ok(Cmdline::parse(text.trim_end()))
+}
+
+/// `veriroot setup-root`: the systemd-initrd step. Any refusal caps the PCR.
+pub fn setup_root(
+    sysroot: PathBuf,
+    cmdline: Option<String>,
+    config_path: &Path,
+) -> Result<ExitCode, String> {
+    // Under systemd stderr goes to the journal; elsewhere early boot has kmsg.
+    logger::init(
+        std::env::var_os("INVOCATION_ID").is_none() && cmdline.is_none(),
+        false,
+    );
+    let refuse = |e: &dyn std::fmt::Display| format!("refusing to boot: {e}");
+    let config = Config::load(config_path).map_err(|e| refuse(&e))?;
+    let mut measurer = Measurer::open(config.tpm, config.pcr).map_err(|e| refuse(&e))?;
+    let result = read_cmdline(cmdline).and_then(|cmdline| {
+        let refs = setup::image_refs(&cmdline).map_err(|e| refuse(&e))?;
+        let opts = SetupOptions {
+            layout: Layout {
+                sysroot,
+                run_dir: "/run/veriroot".into(),
+                sysroot_readonly: false,
+            },
+            policy: config.policy,
+            force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
+        };
+        let booted = setup::setup_root(&refs, &opts, &mut measurer).map_err(|e| refuse(&e))?;
+        log::info!(
+            "mounted {} ({}) at {}: verify {} ms, mount {} ms, measure {} ms",
+            booted.image_ref.digest,
+            booted.assembled.backing,
+            opts.layout.sysroot.display(),
+            booted.timings.verify.as_millis(),
+            booted.timings.mount.as_millis(),
+            booted.timings.measure.as_millis()
+        );
+        Ok(())
+    });
+    if result.is_err() {
+        measurer.cap();
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+pub fn check(sysroot: &Path, cmdline: Option<String>) -> Result<ExitCode, String> {
+    let report = check::check(sysroot, &read_cmdline(cmdline)?);
+    report
+        .print(&mut std::io::stdout())
+        .map_err(|e| e.to_string())?;
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn enable_verity(dir: &Path, algorithm: Option<Algorithm>) -> Result<ExitCode, String> {
+    let algorithm = match algorithm {
+        Some(a) => a,
+        None => enable::repository_algorithm(dir)?,
+    };
+    let summary = enable::enable_tree(dir, algorithm).map_err(|e| e.to_string())?;
+    for p in &summary.enabled {
+        println!("enabled fs-verity ({algorithm}) on {}", p.display());
+    }
+    println!(
+        "{}: {} file(s) newly enabled, {} already had fs-verity",
+        dir.display(),
+        summary.enabled.len(),
+        summary.already
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `veriroot predict` is asked about.
+pub struct PredictArgs {
+    pub image: Option<String>,
+    pub cmdline: Option<String>,
+    pub insecure: bool,
+    pub config: Option<PathBuf>,
+    pub pcr: Option<u32>,
+    pub etc: Option<String>,
+    pub var: Option<String>,
+    pub banks: Vec<HashAlg>,
+    pub failure: bool,
+    pub json: bool,
+}
+
+/// `veriroot predict`: PCR values after a veriroot boot, from reset.
+pub fn predict(args: PredictArgs) -> Result<ExitCode, String> {
+    let mut config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    // The same validation as the configuration file, by building one.
+    let mut overrides = String::new();
+    if let Some(p) = args.pcr {
+        overrides.push_str(&format!("[tpm]\npcr = {p}\n"));
+    }
+    if let Some(m) = &args.etc {
+        overrides.push_str(&format!("[etc]\nmount = \"{m}\"\n"));
+    }
+    if let Some(m) = &args.var {
+        overrides.push_str(&format!("[var]\nmount = \"{m}\"\n"));
+    }
+    let o = Config::parse(Path::new("(command line)"), &overrides).map_err(|e| e.to_string())?;
+    if args.pcr.is_some() {
+        config.pcr = o.pcr;
+    }
+    if args.etc.is_some() {
+        config.policy.etc = o.policy.etc;
+    }
+    if args.var.is_some() {
+        config.policy.var = o.policy.var;
+    }
+    let events: Vec<Event> = if args.failure {
+        vec![measure::failure_event(config.pcr)]
+    } else {
+        let image = image_for_prediction(&args)?;
+        measure::success_events(config.pcr, &image, config.policy)
+    };
+    let banks = if args.banks.is_empty() {
+        HashAlg::ALL.to_vec()
+    } else {
+        args.banks.clone()
+    };
+    let values = measure::predict(&events, &banks);
+    if args.json {
+        println!("{}", measure::pcrs_json(&values));
+    } else {
+        for e in &events {
+            println!("event PCR {}: {}", e.pcr, e.string);
+        }
+        print_values(&values);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn image_for_prediction(args: &PredictArgs) -> Result<ImageRef, String> {
+    let text = match (&args.image, &args.cmdline) {
+        (Some(d), None) => format!("composefs={}{d}", if args.insecure { "?" } else { "" }),
+        (None, Some(c)) => c.clone(),
+        _ => return Err("predict needs exactly one of --digest HEX or --cmdline STRING".into()),
+    };
+    let refs = Cmdline::parse(&text)
+        .image_refs()
+        .map_err(|e| e.to_string())?;
+    match refs.as_slice() {
+        [] => Err("no composefs= in --cmdline".into()),
+        [one] => Ok(one.clone()),
+        // Which one boots depends on the disk: ask about one.
+        _ => Err("--cmdline names several images; predict one at a time with --digest".into()),
+    }
+}
+
+fn print_values(values: &BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>>) {
+    for (bank, pcrs) in values {
+        for (pcr, v) in pcrs {
+            println!("PCR {pcr:>2} {:<6} {}", bank.name(), hex(v));
+        }
+    }
+}
+
+/// `veriroot log`: parse and replay a measurement log; compare with the
+/// live PCRs where a TPM is present.
+pub fn show_log(path: Option<PathBuf>, json: bool, use_tpm: bool) -> Result<ExitCode, String> {
+    let path = path.unwrap_or_else(eventlog::log_path);
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let records = eventlog::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let values = eventlog::replay(&records);
+    let by_bank = transpose(&values);
+    if json {
+        println!("{}", measure::pcrs_json(&by_bank));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, r) in records.iter().enumerate() {
+        let what = match &r.content {
+            Content::Systemd(c) => c.string.clone().unwrap_or_default(),
+            Content::Other { content_type } => {
+                format!("({} content)", content_type.as_deref().unwrap_or("no"))
+            }
+        };
+        println!("#{:<3} PCR {:>2} {}", i + 1, r.pcr, what);
+    }
+    print_values(&by_bank);
+    let mut tpm = match Tpm::open() {
+        Ok(Some(t)) if use_tpm => t,
+        Ok(_) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut ok = true;
+    for (bank, pcrs) in &by_bank {
+        for (&pcr, value) in pcrs {
+            let live = tpm.read(pcr, *bank).map_err(|e| e.to_string())?;
+            if &live == value {
+                println!("PCR {pcr:>2} {:<6} matches the TPM", bank.name());
+            } else {
+                ok = false;
+                println!(
+                    "PCR {pcr:>2} {:<6} DOES NOT match the TPM ({}): {}",
+                    bank.name(),
+                    hex(&live),
+                    first_mismatch(&records, pcr, *bank, &live)
+                );
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Which record the TPM's value stops reflecting.
+fn first_mismatch(records: &[eventlog::Record], pcr: u32, bank: HashAlg, live: &[u8]) -> String {
+    let mut value = vec![0u8; bank.digest_len()];
+    if value == live {
+        return "the TPM reflects none of this PCR's records".into();
+    }
+    for (i, r) in records.iter().enumerate().filter(|(_, r)| r.pcr == pcr) {
+        if let Some((_, d)) = r.digests.iter().find(|(a, _)| *a == bank) {
+            value = crate::hash::extend(bank, &value, d);
+        }
+        if value == live {
+            return format!("records after #{} are not in the TPM", i + 1);
+        }
+    }
+    "no prefix of the log matches: the PCR was extended by something not in this log".into()
+}
+
+fn transpose(
+    values: &BTreeMap<u32, BTreeMap<HashAlg, Vec<u8>>>,
+) -> BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> {
+    let mut out: BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
+    for (&pcr, banks) in values {
+        for (&bank, v) in banks {
+            out.entry(bank).or_default().insert(pcr, v.clone());
+        }
+    }
+    out
+}
