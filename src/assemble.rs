@@ -26,41 +26,7 @@ use std::fs::File;
 use crate::mount::{self, ErofsBacking, LayerSyntax, MountError};
 use crate::state::{self, StateError};
 
-/// What becomes of /etc.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EtcMode {
-    /// The image's /etc as is (read-only).
-    None,
-    /// The image's /etc below, `state/deploy/<hex>/etc/upper` above.
-    Overlay,
-    /// The image's /etc below, a tmpfs above: changes vanish at reboot.
-    Transient,
-}
-
-/// What becomes of /var.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VarMode {
-    None,
-    /// `state/deploy/<hex>/var` bind-mounted.
-    Bind,
-    /// A fresh tmpfs.
-    Transient,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MountPolicy {
-    pub etc: EtcMode,
-    pub var: VarMode,
-}
-
-impl Default for MountPolicy {
-    fn default() -> Self {
-        MountPolicy {
-            etc: EtcMode::Overlay,
-            var: VarMode::Bind,
-        }
-    }
-}
+pub use crate::policy::{MountPolicy, StateMount};
 
 #[derive(Debug)]
 pub enum AssembleError {
@@ -74,6 +40,12 @@ pub enum AssembleError {
     MissingMountPoint {
         path: &'static str,
     },
+    /// The configured mounts cannot work together.
+    Policy(String),
+    /// `mount = "bind"` needs the deployment's copy of the directory.
+    MissingState {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for AssembleError {
@@ -84,6 +56,14 @@ impl fmt::Display for AssembleError {
             AssembleError::Step { step, path, errno } => {
                 write!(f, "{step} {} failed: {errno}", path.display())
             }
+            AssembleError::Policy(e) => f.write_str(e),
+            AssembleError::MissingState { path } => write!(
+                f,
+                "{} does not exist: mount = \"bind\" needs the deployment's copy of the \
+                 directory there (written when the deployment is made); use mount = \
+                 \"overlay\" to start from the image's",
+                path.display()
+            ),
             AssembleError::MissingMountPoint { path } => write!(
                 f,
                 "the image has no {path} directory to mount on: build the image with an \
@@ -245,20 +225,11 @@ pub fn stage(
     policy: MountPolicy,
     layout: &Layout,
 ) -> Result<Staged, AssembleError> {
+    policy.validate().map_err(AssembleError::Policy)?;
     // State first: it lives on the real root and needs no cleanup.
     let deploy = state::deploy_dir(&layout.sysroot, source.digest_hex);
-    let etc_state = match policy.etc {
-        EtcMode::Overlay => Some((deploy.join("etc/upper"), deploy.join("etc/work"))),
-        _ => None,
-    };
-    if let Some((upper, work)) = &etc_state {
-        state::ensure_dir(upper, 0o755)?;
-        state::ensure_dir(work, 0o700)?;
-    }
-    let var_state = (policy.var == VarMode::Bind).then(|| deploy.join("var"));
-    if let Some(var) = &var_state {
-        state::ensure_dir(var, 0o755)?;
-    }
+    let etc_state = prepare_state(&deploy.join("etc"), policy.etc)?;
+    let var_state = prepare_state(&deploy.join("var"), policy.var)?;
 
     let staging = Staging::new(&layout.run_dir)?;
     let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
@@ -272,38 +243,34 @@ pub fn stage(
     )?;
     let root_dir = staging.mkdir("root")?;
     attach(&root, &root_dir)?;
+    if policy.root_transient {
+        // Stacked on the verified root at the same place: the move below
+        // takes the top mount, which keeps its own reference to the lower.
+        let (upper, work) = transient_layers(&staging, "root-state")?;
+        attach(
+            &mount::state_overlay("transient", &root_dir, &upper, &work)?,
+            &root_dir,
+        )?;
+    }
 
     // The real root stays reachable (bootc and ostree expect /sysroot).
-    let sysroot_mp = mount_point(&root_dir, "/sysroot")?;
-    attach(&clone_tree(&layout.sysroot, true)?, &sysroot_mp)?;
-    if layout.sysroot_readonly {
-        mount_remount(&sysroot_mp, MountFlags::BIND | MountFlags::RDONLY, "")
-            .map_err(|e| step("make read-only", &sysroot_mp, e))?;
+    match mount_point(&root_dir, "/sysroot") {
+        Ok(sysroot_mp) => {
+            attach(&clone_tree(&layout.sysroot, true)?, &sysroot_mp)?;
+            if layout.sysroot_readonly {
+                mount_remount(&sysroot_mp, MountFlags::BIND | MountFlags::RDONLY, "")
+                    .map_err(|e| step("make read-only", &sysroot_mp, e))?;
+            }
+        }
+        // composefs-setup-root tolerates this too; the system just cannot see the real root.
+        Err(AssembleError::MissingMountPoint { .. }) => {
+            log::warn!("the image has no /sysroot: the real root will not be reachable from the booted system");
+        }
+        Err(e) => return Err(e),
     }
 
-    if policy.etc != EtcMode::None {
-        let etc_mp = mount_point(&root_dir, "/etc")?;
-        let etc = match &etc_state {
-            Some((upper, work)) => mount::etc_overlay(&etc_mp, upper, work)?,
-            None => {
-                let tmp_dir = staging.mkdir("etc-state")?;
-                attach(&mount::tmpfs("0755")?, &tmp_dir)?;
-                let (upper, work) = (tmp_dir.join("upper"), tmp_dir.join("work"));
-                state::ensure_dir(&upper, 0o755)?;
-                state::ensure_dir(&work, 0o700)?;
-                mount::etc_overlay(&etc_mp, &upper, &work)?
-            }
-        };
-        attach(&etc, &etc_mp)?;
-    }
-    if policy.var != VarMode::None {
-        let var_mp = mount_point(&root_dir, "/var")?;
-        let var = match &var_state {
-            Some(dir) => clone_tree(dir, false)?,
-            None => mount::tmpfs("0755")?,
-        };
-        attach(&var, &var_mp)?;
-    }
+    mount_state(&staging, &root_dir, "etc", policy.etc, etc_state.as_ref())?;
+    mount_state(&staging, &root_dir, "var", policy.var, var_state.as_ref())?;
 
     // The real root's clone shares propagation with /sysroot's mount, so
     // the move below would also be mounted on top of the clone, hiding the
@@ -319,4 +286,65 @@ pub fn stage(
         sysroot: layout.sysroot.clone(),
         assembled: Assembled { backing, layers },
     })
+}
+
+/// The state directory a mode needs on the real root, created where that
+/// is safe: an empty overlay upper or /var is a valid first boot, an empty
+/// bind-mounted /etc is not.
+fn prepare_state(dir: &Path, mode: StateMount) -> Result<Option<PathBuf>, AssembleError> {
+    match mode {
+        StateMount::None | StateMount::Transient => Ok(None),
+        StateMount::Overlay => {
+            state::ensure_dir(&dir.join("upper"), 0o755)?;
+            state::ensure_dir(&dir.join("work"), 0o700)?;
+            Ok(Some(dir.to_owned()))
+        }
+        StateMount::Bind if dir.ends_with("etc") && !dir.is_dir() => {
+            Err(AssembleError::MissingState {
+                path: dir.to_owned(),
+            })
+        }
+        StateMount::Bind => {
+            state::ensure_dir(dir, 0o755)?;
+            Ok(Some(dir.to_owned()))
+        }
+    }
+}
+
+/// A tmpfs in the staging area with `upper` (0755) and `work` (0700).
+fn transient_layers(staging: &Staging, name: &str) -> Result<(PathBuf, PathBuf), AssembleError> {
+    let dir = staging.mkdir(name)?;
+    attach(&mount::tmpfs("0755")?, &dir)?;
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
+    state::ensure_dir(&upper, 0o755)?;
+    state::ensure_dir(&work, 0o700)?;
+    Ok((upper, work))
+}
+
+/// Mounts /etc or /var of the new root as `mode` says.
+fn mount_state(
+    staging: &Staging,
+    root_dir: &Path,
+    name: &'static str,
+    mode: StateMount,
+    state: Option<&PathBuf>,
+) -> Result<(), AssembleError> {
+    let mp = match mode {
+        StateMount::None => return Ok(()),
+        _ => mount_point(root_dir, if name == "etc" { "/etc" } else { "/var" })?,
+    };
+    let mnt = match (mode, state) {
+        (StateMount::Bind, Some(dir)) => clone_tree(dir, false)?,
+        (StateMount::Overlay, Some(dir)) => mount::state_overlay(
+            &format!("composefs-{name}"),
+            &mp,
+            &dir.join("upper"),
+            &dir.join("work"),
+        )?,
+        _ => {
+            let (upper, work) = transient_layers(staging, &format!("{name}-state"))?;
+            mount::state_overlay(&format!("transient-{name}"), &mp, &upper, &work)?
+        }
+    };
+    attach(&mnt, &mp)
 }

@@ -28,7 +28,7 @@ pub fn read_cmdline(given: Option<String>) -> Result<Cmdline, String> {
 pub fn setup_root(
     sysroot: PathBuf,
     cmdline: Option<String>,
-    config_path: &Path,
+    config_path: Option<&Path>,
 ) -> Result<ExitCode, String> {
     // Under systemd stderr goes to the journal; elsewhere early boot has kmsg.
     logger::init(
@@ -36,7 +36,11 @@ pub fn setup_root(
         false,
     );
     let refuse = |e: &dyn std::fmt::Display| format!("refusing to boot: {e}");
-    let config = Config::load(config_path).map_err(|e| refuse(&e))?;
+    let config = match config_path {
+        Some(p) => Config::load(p),
+        None => Config::load_initrd(),
+    }
+    .map_err(|e| refuse(&e))?;
     let mut measurer = Measurer::open(config.tpm, config.pcr).map_err(|e| refuse(&e))?;
     let result = read_cmdline(cmdline).and_then(|cmdline| {
         let refs = setup::image_refs(&cmdline).map_err(|e| refuse(&e))?;

@@ -1,14 +1,21 @@
-//! veriroot's configuration in the initrd: `/etc/veriroot/veriroot.conf`,
-//! a small TOML subset (`[section]`, `key = "string" | integer | true|false`,
-//! `#` comments). Unknown sections and keys are errors naming the file and
-//! line: a typo in a security setting must not silently mean the default.
+//! veriroot's configuration in the initrd, a small TOML subset
+//! (`[section]`, `key = "string" | integer | true|false`, `#` comments):
+//!
+//! 1. `/usr/lib/composefs/setup-root-conf.toml`, composefs-setup-root's
+//!    file (`[root] transient`, `[etc]`/`[var]` `mount`, `transient`), so
+//!    veriroot is a drop-in replacement;
+//! 2. `/etc/veriroot/veriroot.conf`: the same keys plus `[tpm]`; it wins.
+//!
+//! Unknown sections and keys are errors naming the file and line: a typo in
+//! a security setting must not silently mean the default.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::assemble::{EtcMode, MountPolicy, VarMode};
+use crate::policy::{MountPolicy, StateMount};
 
 pub const DEFAULT_PATH: &str = "/etc/veriroot/veriroot.conf";
+pub const SETUP_ROOT_PATH: &str = "/usr/lib/composefs/setup-root-conf.toml";
 
 /// What to do about the TPM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,11 +152,41 @@ fn parse_value(v: &str) -> Option<Value> {
 }
 
 impl Config {
-    /// Reads `path`; a missing file means the defaults.
+    /// The initrd's configuration: composefs-setup-root's file, then ours.
+    pub fn load_initrd() -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.apply_file(Path::new(SETUP_ROOT_PATH), false)?;
+        config.apply_file(Path::new(DEFAULT_PATH), true)?;
+        config.validated(Path::new(DEFAULT_PATH))
+    }
+
+    /// Defaults overridden by one file (tests, `predict --config`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.apply_file(path, true)?;
+        config.validated(path)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.apply(path, text, true)?;
+        config.validated(path)
+    }
+
+    fn validated(self, path: &Path) -> Result<Config, ConfigError> {
+        self.policy.validate().map_err(|problem| ConfigError {
+            path: path.to_owned(),
+            line: 0,
+            problem,
+        })?;
+        Ok(self)
+    }
+
+    /// A missing file changes nothing.
+    fn apply_file(&mut self, path: &Path, ours: bool) -> Result<(), ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Ok(text) => self.apply(path, &text, ours),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(ConfigError {
                 path: path.to_owned(),
                 line: 0,
@@ -158,14 +195,18 @@ impl Config {
         }
     }
 
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    /// `ours`: veriroot's own file, which may also have `[tpm]`.
+    fn apply(&mut self, path: &Path, text: &str, ours: bool) -> Result<(), ConfigError> {
         let err = |line, problem: String| ConfigError {
             path: path.to_owned(),
             line,
             problem,
         };
         let entries = parse_toml(text).map_err(|(line, p)| err(line, p))?;
-        let mut config = Config::default();
+        // `transient = true` is shorthand for `mount = "transient"`, ignored
+        // where the same section sets `mount` (composefs-setup-root's rule).
+        let mut mount_set = [false; 2];
+        let mut shorthand = [None; 2];
         for (section, key, value, line) in entries {
             let bad = |expected: &str| {
                 err(
@@ -173,17 +214,22 @@ impl Config {
                     format!("{section}.{key} = {value}: expected {expected}"),
                 )
             };
+            let dir = match section.as_str() {
+                "etc" => Some(0),
+                "var" => Some(1),
+                _ => None,
+            };
             match (section.as_str(), key.as_str(), &value) {
-                ("tpm", "policy", Value::Str(s)) => {
-                    config.tpm = match s.as_str() {
+                ("tpm", "policy", Value::Str(s)) if ours => {
+                    self.tpm = match s.as_str() {
                         "auto" => TpmPolicy::Auto,
                         "required" => TpmPolicy::Required,
                         "off" => TpmPolicy::Off,
                         _ => return Err(bad("\"auto\", \"required\" or \"off\"")),
                     }
                 }
-                ("tpm", "pcr", Value::Int(n)) => {
-                    config.pcr = match u32::try_from(*n) {
+                ("tpm", "pcr", Value::Int(n)) if ours => {
+                    self.pcr = match u32::try_from(*n) {
                         // 11 is signed by systemd-measure/ukify: an extra extension breaks those policies.
                         Ok(11) => {
                             return Err(bad("a PCR other than 11 (systemd-stub's signed PCR)"))
@@ -192,29 +238,38 @@ impl Config {
                         _ => return Err(bad("a PCR number 0..=23")),
                     }
                 }
-                ("etc", "mount", Value::Str(s)) => {
-                    config.policy.etc = match s.as_str() {
-                        "none" => EtcMode::None,
-                        "overlay" => EtcMode::Overlay,
-                        "transient" => EtcMode::Transient,
-                        _ => return Err(bad("\"none\", \"overlay\" or \"transient\"")),
+                ("root", "transient", Value::Bool(b)) => self.policy.root_transient = *b,
+                ("etc" | "var", "mount", Value::Str(s)) => {
+                    let m = StateMount::from_name(s)
+                        .ok_or_else(|| bad("\"none\", \"bind\", \"overlay\" or \"transient\""))?;
+                    let i = dir.unwrap_or(0);
+                    mount_set[i] = true;
+                    if i == 0 {
+                        self.policy.etc = m
+                    } else {
+                        self.policy.var = m
                     }
                 }
-                ("var", "mount", Value::Str(s)) => {
-                    config.policy.var = match s.as_str() {
-                        "none" => VarMode::None,
-                        "bind" => VarMode::Bind,
-                        "transient" => VarMode::Transient,
-                        _ => return Err(bad("\"none\", \"bind\" or \"transient\"")),
-                    }
+                ("etc" | "var", "transient", Value::Bool(b)) => {
+                    shorthand[dir.unwrap_or(0)] = Some(*b)
                 }
-                ("tpm", "policy" | "pcr", _) | ("etc" | "var", "mount", _) => {
+                ("tpm", "policy" | "pcr", _) if ours => return Err(bad("another type")),
+                ("root", "transient", _) | ("etc" | "var", "mount" | "transient", _) => {
                     return Err(bad("another type"))
                 }
                 _ => return Err(err(line, format!("unknown setting {section}.{key}"))),
             }
         }
-        Ok(config)
+        for (i, t) in shorthand.into_iter().enumerate() {
+            if t == Some(true) && !mount_set[i] {
+                if i == 0 {
+                    self.policy.etc = StateMount::Transient
+                } else {
+                    self.policy.var = StateMount::Transient
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -244,8 +299,9 @@ mod tests {
         assert_eq!(
             c.policy,
             MountPolicy {
-                etc: EtcMode::Transient,
-                var: VarMode::None
+                root_transient: false,
+                etc: StateMount::Transient,
+                var: StateMount::None
             }
         );
     }
@@ -270,6 +326,53 @@ mod tests {
         assert_eq!(parse("[tpm]\npolicy\n").unwrap_err().line, 2);
         assert_eq!(parse("[tpm]\npolicy = auto\n").unwrap_err().line, 2);
         assert_eq!(parse("[tpm]\npcr = 24\n").unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn composefs_setup_root_files() {
+        let mut c = Config::default();
+        let p = Path::new(SETUP_ROOT_PATH);
+        c.apply(
+            p,
+            "[root]\ntransient = true\n[etc]\nmount = \"root\"\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            c.policy,
+            MountPolicy {
+                root_transient: true,
+                etc: StateMount::None,
+                var: StateMount::Bind
+            }
+        );
+        // The shorthand, and `mount` winning over it.
+        let mut c = Config::default();
+        c.apply(
+            p,
+            "[etc]\ntransient = true\n[var]\nmount = \"bind\"\ntransient = true\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.policy.etc, c.policy.var),
+            (StateMount::Transient, StateMount::Bind)
+        );
+        // [tpm] is veriroot's, not composefs-setup-root's.
+        let e = Config::default()
+            .apply(p, "[tpm]\npcr = 14\n", false)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{SETUP_ROOT_PATH}:2: unknown setting tpm.pcr")
+        );
+        // A combination overlayfs cannot stack is refused with the file.
+        let e = parse("[root]\ntransient = true\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot be combined with [etc] mount = \"overlay\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rustix::mount::{mount, mount_move, MountFlags};
 use crate::assemble::Layout;
 use crate::blockdev::{self, NotFound, RootSpec};
 use crate::cmdline::Cmdline;
-use crate::config::{self, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::measure::{MeasureError, Measurer};
 use crate::modules::{self, ModuleError};
 use crate::setup::{self, SetupError, SetupOptions};
@@ -113,7 +113,7 @@ fn boot(
     crate::logger::init(true, false);
     let text = std::fs::read_to_string("/proc/cmdline").map_err(InitError::Cmdline)?;
     let cmdline = Cmdline::parse(text.trim_end());
-    let config = Config::load(Path::new(config::DEFAULT_PATH)).map_err(InitError::Config)?;
+    let config = Config::load_initrd().map_err(InitError::Config)?;
 
     // Modules first: on some machines the TPM driver is one of them.
     let dir = Path::new("/lib/modules").join(modules::release());

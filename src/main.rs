@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use veriroot::commands::{self, PredictArgs};
-use veriroot::config;
+use veriroot::commands_digest;
 use veriroot::digest::Algorithm;
 use veriroot::hash::HashAlg;
 use veriroot::init;
@@ -34,6 +34,10 @@ USAGE:
                                 enable fs-verity on every file of a composefs
                                 repository (idempotent; default algorithm
                                 from meta.json).
+  veriroot digest [--hash sha256|sha512] FILE...
+                                print each file's fs-verity digest (4 KiB
+                                blocks, no salt; default sha256) computed
+                                from its contents, as `fsverity digest` does.
   veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
                    [--config FILE] [--pcr N] [--etc MODE] [--var MODE]
                    [--banks sha1,sha256,sha384,sha512] [--json]
@@ -58,11 +62,14 @@ KERNEL COMMAND LINE:
   veriroot.erofs=loop           mount the image through a loop device even
                                 where the kernel takes files.
 
-CONFIGURATION: /etc/veriroot/veriroot.conf in the initrd
-  [tpm]  policy = \"auto\" | \"required\" | \"off\"     (default auto)
-         pcr = 15                                  (default 15; never 11)
-  [etc]  mount = \"overlay\" | \"transient\" | \"none\" (default overlay)
-  [var]  mount = \"bind\" | \"transient\" | \"none\"    (default bind)
+CONFIGURATION (in the initrd): /usr/lib/composefs/setup-root-conf.toml
+(composefs-setup-root's), then /etc/veriroot/veriroot.conf, which wins:
+  [tpm]  policy = \"auto\" | \"required\" | \"off\"      (default auto; ours only)
+         pcr = 15                                   (default 15; never 11)
+  [root] transient = true|false                     (default false)
+  [etc]  mount = \"none\"|\"bind\"|\"overlay\"|\"transient\" (default overlay)
+  [var]  mount = (the same)                         (default bind)
+  [etc], [var]: transient = true is short for mount = \"transient\".
 
 Defaults: --sysroot /sysroot, --cmdline from /proc/cmdline.
 ";
@@ -71,7 +78,7 @@ enum Command {
     SetupRoot {
         sysroot: PathBuf,
         cmdline: Option<String>,
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     Check {
         sysroot: PathBuf,
@@ -80,6 +87,10 @@ enum Command {
     EnableVerity {
         dir: PathBuf,
         algorithm: Option<Algorithm>,
+    },
+    Digest {
+        files: Vec<PathBuf>,
+        algorithm: Algorithm,
     },
     Predict(PredictArgs),
     Log {
@@ -116,6 +127,7 @@ fn parse_args() -> Result<Command, lexopt::Error> {
     let mut config = None;
     let mut algorithm = None;
     let mut path = None;
+    let mut files = Vec::new();
     let mut p = PredictArgs {
         image: None,
         cmdline: None,
@@ -147,6 +159,15 @@ fn parse_args() -> Result<Command, lexopt::Error> {
                     _ => return Err(format!("--algorithm {v}: expected sha256 or sha512").into()),
                 });
             }
+            ("digest", Long("hash" | "hash-alg")) => {
+                let v = parser.value()?.string()?;
+                algorithm = Some(match v.as_str() {
+                    "sha256" => Algorithm::Sha256,
+                    "sha512" => Algorithm::Sha512,
+                    _ => return Err(format!("--hash {v}: expected sha256 or sha512").into()),
+                });
+            }
+            ("digest", Value(v)) => files.push(PathBuf::from(v)),
             ("predict", Long("digest")) => p.image = Some(parser.value()?.string()?),
             ("predict", Long("insecure")) => p.insecure = true,
             ("predict", Long("failure")) => p.failure = true,
@@ -164,12 +185,17 @@ fn parse_args() -> Result<Command, lexopt::Error> {
         "setup-root" => Command::SetupRoot {
             sysroot,
             cmdline,
-            config: config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
+            config,
         },
         "check" => Command::Check { sysroot, cmdline },
         "enable-verity" => Command::EnableVerity {
             dir: path.ok_or("enable-verity needs the repository directory")?,
             algorithm,
+        },
+        "digest" if files.is_empty() => return Err("digest needs at least one FILE".into()),
+        "digest" => Command::Digest {
+            files,
+            algorithm: algorithm.unwrap_or(Algorithm::Sha256),
         },
         "predict" => {
             p.cmdline = cmdline;
@@ -199,9 +225,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
             sysroot,
             cmdline,
             config,
-        } => commands::setup_root(sysroot, cmdline, &config),
+        } => commands::setup_root(sysroot, cmdline, config.as_deref()),
         Command::Check { sysroot, cmdline } => commands::check(&sysroot, cmdline),
         Command::EnableVerity { dir, algorithm } => commands::enable_verity(&dir, algorithm),
+        Command::Digest { files, algorithm } => commands_digest::digest(&files, algorithm),
         Command::Predict(args) => commands::predict(args),
         Command::Log { file, json, tpm } => commands::show_log(file, json, tpm),
     }

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::assemble::{EtcMode, MountPolicy, VarMode};
 use crate::cmdline::ImageRef;
 use crate::config::TpmPolicy;
 use crate::eventlog::{self, LogWriter, Record, VERIROOT_EVENT_TYPE};
 use crate::hash::{self, HashAlg};
+use crate::policy::MountPolicy;
 use crate::tpm::{Tpm, TpmError};
 
 /// The string extended when a boot is refused. Once it is in the PCR, the
@@ -38,11 +38,7 @@ pub fn success_events(pcr: u32, image: &ImageRef, policy: MountPolicy) -> Vec<Ev
         },
         Event {
             pcr,
-            string: format!(
-                "veriroot:policy:{mode}:etc={}:var={}",
-                etc_name(policy.etc),
-                var_name(policy.var)
-            ),
+            string: format!("veriroot:policy:{mode}:{}", policy.describe()),
         },
     ]
 }
@@ -51,22 +47,6 @@ pub fn failure_event(pcr: u32) -> Event {
     Event {
         pcr,
         string: FAILURE_EVENT.to_owned(),
-    }
-}
-
-pub fn etc_name(m: EtcMode) -> &'static str {
-    match m {
-        EtcMode::None => "none",
-        EtcMode::Overlay => "overlay",
-        EtcMode::Transient => "transient",
-    }
-}
-
-pub fn var_name(m: VarMode) -> &'static str {
-    match m {
-        VarMode::None => "none",
-        VarMode::Bind => "bind",
-        VarMode::Transient => "transient",
     }
 }
 
@@ -240,6 +220,7 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::cmdline::Cmdline;
+    use crate::policy::StateMount;
 
     const HEX: &str = "89c1c730fcd8d63a4a8030ca959388a4965133415878e406f69909062dcb6ae0";
 
@@ -255,15 +236,19 @@ mod tests {
             MountPolicy::default(),
         );
         assert_eq!(ev[0].string, format!("veriroot:image:sha256:{HEX}"));
-        assert_eq!(ev[1].string, "veriroot:policy:secure:etc=overlay:var=bind");
+        assert_eq!(
+            ev[1].string,
+            "veriroot:policy:secure:root=readonly:etc=overlay:var=bind"
+        );
         let policy = MountPolicy {
-            etc: EtcMode::Transient,
-            var: VarMode::None,
+            root_transient: true,
+            etc: StateMount::None,
+            var: StateMount::Bind,
         };
         let ev = success_events(14, &image(&format!("composefs=?{HEX}")), policy);
         assert_eq!(
             ev[1].string,
-            "veriroot:policy:insecure:etc=transient:var=none"
+            "veriroot:policy:insecure:root=transient:etc=none:var=bind"
         );
         assert!(ev.iter().all(|e| e.pcr == 14));
         assert_eq!(failure_event(15).string, "veriroot:verification-failed");
@@ -272,7 +257,7 @@ mod tests {
     #[test]
     fn prediction_matches_an_independent_computation() {
         // python3: h=hashlib.sha256; v=bytes(32)
-        //   for s in [b"veriroot:image:sha256:"+HEX, b"veriroot:policy:secure:etc=overlay:var=bind"]:
+        //   for s in [b"veriroot:image:sha256:"+HEX, b"veriroot:policy:secure:root=readonly:etc=overlay:var=bind"]:
         //       v = h(v + h(s).digest()).digest()
         let ev = success_events(
             15,

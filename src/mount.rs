@@ -212,10 +212,16 @@ pub fn composefs_overlay(
     Ok((mnt, syntax))
 }
 
-/// A writable overlay for /etc: the image's /etc below, state above.
-pub fn etc_overlay(lower: &Path, upper: &Path, work: &Path) -> Result<OwnedFd, MountError> {
+/// A writable overlay on a directory of the new root: the image's
+/// directory below, `upper` above (state on the real root, or a tmpfs).
+pub fn state_overlay(
+    source: &str,
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+) -> Result<OwnedFd, MountError> {
     let ctx = FsContext::open("overlay")?;
-    ctx.set("source", "composefs-etc")?;
+    ctx.set("source", source)?;
     ctx.set("lowerdir", path_str(lower)?)?;
     ctx.set("upperdir", path_str(upper)?)?;
     ctx.set("workdir", path_str(work)?)?;

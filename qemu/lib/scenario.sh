@@ -135,17 +135,19 @@ setup_root_refuse() {
 		'VT-INITRD: setup-root rc=1' 'VT-INITRD: CLEAN' "$@"
 }
 
-# with_config TEXT: later PID 1 boots use an initrd whose
-# /etc/veriroot/veriroot.conf is TEXT (empty: the default initrd again).
+# with_config TEXT [PATH]: later PID 1 boots use an initrd with TEXT at
+# PATH (default /etc/veriroot/veriroot.conf); empty TEXT: the default
+# initrd again.
 with_config() {
 	if [ -z "$1" ]; then
 		unset INITRD_VERIROOT
 		return 0
 	fi
-	printf '%s' "$1" >"$SCENARIO_DIR/veriroot.conf"
+	local dest=${2:-/etc/veriroot/veriroot.conf}
+	printf '%s' "$1" >"$SCENARIO_DIR/config"
 	INITRD_VERIROOT=$SCENARIO_DIR/initrd-veriroot.img
 	initrd_build "$INITRD_VERIROOT" "$VERIROOT_BIN" --modules "$MODULES" \
-		--add "$SCENARIO_DIR/veriroot.conf:/etc/veriroot/veriroot.conf" >&2
+		--add "$SCENARIO_DIR/config:$dest" >&2
 }
 
 # host_veriroot ARGS: the same static binary, run on the host.
