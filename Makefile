@@ -26,8 +26,10 @@ unit:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	shellcheck -x qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/lib/*.sh .ci/run
+	shellcheck -x qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh .ci/run
 	shellcheck -s sh qemu/guest/* qemu/smoke.init
+	shellcheck -s bash dracut/*/module-setup.sh
+	qemu/verify-units units/*.service
 
 scenarios: build
 	qemu/run-scenarios
@@ -37,8 +39,12 @@ test: deps lint unit scenarios
 demo: build
 	qemu/demo
 
+# The binary, the initrd unit (inert outside an initrd) and the dracut
+# module, where Debian's and Fedora's systemd and dracut look for them.
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/veriroot
+	install -D -m 0644 units/veriroot-setup-root.service $(DESTDIR)$(PREFIX)/lib/systemd/system/veriroot-setup-root.service
+	install -D -m 0755 dracut/50veriroot/module-setup.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh
 
 $(BIN):
 	cargo build --release --target $(TARGET) -p veriroot

@@ -1,0 +1,38 @@
+#!/bin/bash
+# dracut module: veriroot verifies the composefs image named on the kernel
+# command line and mounts it as the new root, in a systemd initrd.
+# Included whenever veriroot is installed (check returns 0): an initramfs
+# that silently lacked the setup unit would boot the unverified real root.
+# dracut provides moddir, initdir, systemdsystemunitdir and SYSTEMCTL.
+# shellcheck disable=SC2154
+
+# called by dracut
+check() {
+    require_binaries /usr/bin/veriroot || return 1
+    return 0
+}
+
+# called by dracut
+depends() {
+    echo systemd
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    instmods erofs overlay loop
+    # The TPM drivers, so the measurement does not depend on host-only
+    # detection (built in on most x86 kernels, modules on arm64).
+    hostonly='' instmods -s tpm_tis tpm_tis_core tpm_crb
+}
+
+# called by dracut
+install() {
+    inst_binary /usr/bin/veriroot
+    inst_simple "$systemdsystemunitdir/veriroot-setup-root.service"
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target veriroot-setup-root.service
+    # veriroot's own configuration, and composefs-setup-root's (read too).
+    [[ -e /etc/veriroot/veriroot.conf ]] && inst_simple /etc/veriroot/veriroot.conf
+    [[ -e /usr/lib/composefs/setup-root-conf.toml ]] && inst_simple /usr/lib/composefs/setup-root-conf.toml
+    return 0
+}
