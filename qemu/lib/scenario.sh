@@ -60,6 +60,19 @@ flip_byte() {
 # mkimage SRC: commit another tree into the scenario's repository.
 mkimage() { testimage_repo "$ALGORITHM" "$REPO" "$1"; }
 
+# swap_image: images/$DIGEST now resolves to another image (the test tree
+# with one file changed), committed to the same repository; prints that
+# image's digest.
+swap_image() {
+	local other=$SCENARIO_DIR/other-tree digest
+	rm -rf "$other"
+	cp -a "$TREE" "$other"
+	echo "a different image" >"$other/usr/share/veriroot-test/small.txt"
+	digest=$(mkimage "$other")
+	ln -sfn "$(readlink "$REPO/images/$digest")" "$REPO/images/$DIGEST"
+	echo "$digest"
+}
+
 BOOT_N=0
 # _boot INITRD KARGS: one boot of the scenario's disk; sets BOOT_LOG, BOOT_RC.
 _boot() {
