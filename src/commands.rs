@@ -269,3 +269,43 @@ fn transpose(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::Record;
+
+    fn record(pcr: u32, s: &str) -> Record {
+        Record::measure_string(pcr, &[HashAlg::Sha256], s, None)
+    }
+
+    #[test]
+    fn first_mismatch_names_the_first_record_not_in_the_tpm() {
+        let records = [
+            record(15, "a"),
+            record(14, "x"),
+            record(15, "b"),
+            record(15, "c"),
+        ];
+        let only_a = measure::predict(
+            &[Event {
+                pcr: 15,
+                string: "a".into(),
+            }],
+            &[HashAlg::Sha256],
+        );
+        let live = &only_a[&HashAlg::Sha256][&15];
+        assert_eq!(
+            first_mismatch(&records, 15, HashAlg::Sha256, live),
+            "records after #1 are not in the TPM"
+        );
+        let zero = vec![0u8; 32];
+        assert_eq!(
+            first_mismatch(&records, 15, HashAlg::Sha256, &zero),
+            "the TPM reflects none of this PCR's records"
+        );
+        let other = vec![1u8; 32];
+        assert!(first_mismatch(&records, 15, HashAlg::Sha256, &other)
+            .starts_with("no prefix of the log matches"));
+    }
+}
