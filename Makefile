@@ -7,8 +7,10 @@ TARGET := x86_64-unknown-linux-musl
 BIN := target/$(TARGET)/release/veriroot
 PREFIX ?= /usr
 DESTDIR ?=
+# The initrd binary (stripped by the release profile) may not grow past 1 MiB.
+MAX_SIZE := 1048576
 
-.PHONY: all deps build unit lint scenarios test demo install clean
+.PHONY: all deps build unit lint scenarios test demo install clean bench
 
 all: build
 
@@ -19,6 +21,10 @@ build: deps
 	cargo build --release --target $(TARGET) -p veriroot
 	@file $(BIN) | grep -q 'static' || { echo "$(BIN) is not statically linked" >&2; exit 1; }
 	@ls -l $(BIN)
+	@size=$$(stat -c %s $(BIN)); \
+	if [ "$$size" -gt $(MAX_SIZE) ]; then \
+		echo "$(BIN) is $$size bytes, over the limit of $(MAX_SIZE)" >&2; exit 1; \
+	else echo "$(BIN): $$size bytes (limit $(MAX_SIZE))"; fi
 
 unit:
 	cargo test --workspace
@@ -38,6 +44,10 @@ test: deps lint unit scenarios
 
 demo: build
 	qemu/demo
+
+# fs-verity digest speed against fsverity-utils (docs/benchmarks.md).
+bench: build
+	benches/digest.sh
 
 # The binary, the initrd unit (inert outside an initrd) and the dracut
 # module, where Debian's and Fedora's systemd and dracut look for them.

@@ -217,7 +217,7 @@ make_disk() {
 	if declare -F prepare >/dev/null; then prepare; fi
 	printf '%s\n' "${NOVERITY[@]}" >"$DISK_TREE/.vt-noverity"
 	rm -f "$SCENARIO_DIR/disk.img"
-	truncate -s 128M "$SCENARIO_DIR/disk.img"
+	truncate -s "${DISK_SIZE:-128M}" "$SCENARIO_DIR/disk.img"
 	mke2fs -q -t ext4 -b 4096 -O verity -L vt-root -d "$DISK_TREE" "$SCENARIO_DIR/disk.img"
 	local rc=0
 	vm_boot --name "$SCENARIO" --initrd "$WORK/initrd-provision.img" --disk "$SCENARIO_DIR/disk.img" \

@@ -1,0 +1,410 @@
+# shellcheck shell=bash
+# A real Debian trixie system, booted from a verified composefs image
+# through a dracut-built systemd initramfs that contains veriroot's dracut
+# module: the debian-* scenarios (issue 4's system test).
+#
+#   source "$QEMU_DIR/lib/debian.sh"     in a scenario file (after scenario.sh)
+#   debian_prepare                       in prepare(): build (cached), then put
+#                                        the repository and the deployment's
+#                                        /var on the disk tree; sets DIGEST
+#   debian_pass VARIANT "KARGS" "CHECKS" [REGEX...]
+#                                        boot; qemu/guest/debian-check runs
+#                                        CHECKS in the booted system and all
+#                                        must pass (multi-user always runs)
+#   debian_refuse VARIANT "KARGS" REGEX...
+#                                        boot; must end in emergency.target
+#                                        (the initramfs's test hook prints
+#                                        VT-EMERGENCY and powers off)
+#   debian_expect_pcrs EXPECTED_JSON     the last boot's VT-PCR lines (PCR 15,
+#                                        every bank) equal EXPECTED_JSON
+#
+# What is built, and cached:
+#   target/cache/debian/<suite>-<key>.tar   mmdebstrap's tree; key: the
+#       package list and options below. Built once (~80 s), then reused.
+#   target/scenarios/.work/debian/<key>/    from that tree: `make install`
+#       (the project's real install), the test service, the initramfs of each
+#       VARIANT built by the tree's own dracut in a chroot, the composefs
+#       repository (sha512, as bootc), the trixie kernel, the image's /var.
+#       Key: the tarball and every input file (veriroot binary, unit, dracut
+#       module, guest scripts, this file).
+# Stage timings go to the harness log ("debian: time ...") and to
+# <build>/timings.
+#
+# VARIANT: the initramfs to boot. "default": no veriroot.conf; "etc-transient":
+# /etc/veriroot/veriroot.conf with [etc] mount = "transient", present in the
+# tree while dracut runs, so the dracut module installs it (the image itself
+# is the same for every variant).
+#
+# Knobs: DEBIAN_MIRROR (default: the Debian mirror of
+# /etc/apt/sources.list.d/debian.sources), DEBIAN_BOOT_TIMEOUT (300 s; a
+# boot takes 40-90 s under TCG), DEBIAN_QEMU (extra QEMU options, default
+# "-m 2048 -smp 2": two vCPUs boot systemd ~30% faster under TCG).
+
+DEBIAN_SUITE=trixie
+DEBIAN_PACKAGES=(
+	systemd systemd-sysv udev dracut dracut-core kmod linux-image-cloud-amd64
+	# systemd-pcrlock (in trixie's systemd package) dlopen()s tpm2-tss.
+	libtss2-esys-3.0.2-0t64 libtss2-mu-4.0.1-0t64 libtss2-rc0t64 libtss2-tcti-device0t64
+)
+# shellcheck disable=SC2016 # "$1" in the hook is for mmdebstrap's shell
+DEBIAN_MMDEBSTRAP_OPTS=(
+	--variant=minbase
+	--aptopt='Acquire::Retries "3"'
+	--dpkgopt='path-exclude=/usr/share/man/*'
+	--dpkgopt='path-exclude=/usr/share/doc/*'
+	--dpkgopt='path-include=/usr/share/doc/*/copyright'
+	--dpkgopt='path-exclude=/usr/share/locale/*'
+	--dpkgopt='path-exclude=/usr/share/info/*'
+	# The kernel's postinst ran dracut already: not the initramfs we test.
+	--customize-hook='rm -f "$1"/boot/initrd.img-* "$1"/initrd.img "$1"/initrd.img.old'
+)
+DEBIAN_VARIANTS=(default etc-transient)
+DEBIAN_CACHE=$VERIROOT_CACHE/debian
+DEBIAN_WORK=$WORK/debian
+DEBIAN_BOOT_TIMEOUT=${DEBIAN_BOOT_TIMEOUT:-300}
+DEBIAN_ROOT_LABEL='vt-root'
+# After vm_boot's own (-m 1024 -smp 1): QEMU takes the last one.
+read -ra DEBIAN_QEMU_ARGS <<<"${DEBIAN_QEMU:--m 2048 -smp 2}"
+
+# _debian_variant_config VARIANT: its /etc/veriroot/veriroot.conf (empty: none).
+_debian_variant_config() {
+	case $1 in
+	default) ;;
+	etc-transient) printf '[etc]\nmount = "transient"\n' ;;
+	*)
+		echo "debian: unknown variant '$1'" >&2
+		return 1
+		;;
+	esac
+}
+
+# _debian_mirror: the Debian archive the host uses (the first stanza of
+# debian.sources with a plain suite such as "bookworm"), unless DEBIAN_MIRROR.
+_debian_mirror() {
+	if [ -n "${DEBIAN_MIRROR:-}" ]; then
+		printf '%s\n' "$DEBIAN_MIRROR"
+		return 0
+	fi
+	local src=/etc/apt/sources.list.d/debian.sources uri
+	uri=$(awk 'BEGIN { RS = "" }
+		{ uris = ""; plain = 0; n = split($0, l, "\n")
+		  for (i = 1; i <= n; i++) {
+		      if (l[i] ~ /^URIs:/) { split(l[i], w, /[ \t]+/); uris = w[2] }
+		      if (l[i] ~ /^Suites:/) { m = split(l[i], s, /[ \t]+/)
+		          for (j = 2; j <= m; j++) if (s[j] ~ /^[a-z]+$/) plain = 1 } }
+		  if (plain && uris != "" && uris !~ /security/) { print uris; exit } }' "$src" 2>/dev/null)
+	if [ -z "$uri" ]; then
+		echo "debian: no Debian mirror found in $src; set DEBIAN_MIRROR" >&2
+		return 1
+	fi
+	printf '%s\n' "$uri"
+}
+
+# _debian_time LABEL FILE CMD...: run CMD, log and record its wall time.
+_debian_time() {
+	local label=$1 file=$2 start rc=0 secs
+	shift 2
+	start=$EPOCHREALTIME
+	"$@" || rc=$?
+	secs=$(_vm_elapsed "$start")
+	if [ "$rc" -eq 0 ]; then
+		printf '%s %s\n' "$label" "$secs" >>"$file"
+		log "debian: time $label: $secs s"
+	else
+		log "debian: $label failed after $secs s"
+	fi
+	return "$rc"
+}
+
+# _debian_tarball_path: sets DEBIAN_TARBALL, named by the key of what goes in.
+_debian_tarball_path() {
+	local key
+	key=$(printf '%s\n' "$DEBIAN_SUITE" "${DEBIAN_PACKAGES[@]}" "${DEBIAN_MMDEBSTRAP_OPTS[@]}" |
+		sha256sum | cut -c1-16)
+	DEBIAN_TARBALL=$DEBIAN_CACHE/$DEBIAN_SUITE-$key.tar
+}
+
+# _debian_tarball_build: mmdebstrap into DEBIAN_TARBALL (atomically).
+_debian_tarball_build() {
+	local mirror tmp
+	# mmdebstrap picks the format from the name: keep ".tar" at the end.
+	tmp=$DEBIAN_CACHE/.tmp.$$.${DEBIAN_TARBALL##*/}
+	mirror=$(_debian_mirror) || return 1
+	log "debian: building the $DEBIAN_SUITE tree with mmdebstrap from $mirror (log: $DEBIAN_TARBALL.log)"
+	if ! mmdebstrap "${DEBIAN_MMDEBSTRAP_OPTS[@]}" --include="$(
+		IFS=,
+		echo "${DEBIAN_PACKAGES[*]}"
+	)" "$DEBIAN_SUITE" "$tmp" "$mirror" >"$DEBIAN_TARBALL.log" 2>&1; then
+		rm -f "$tmp"
+		tail -n 20 "$DEBIAN_TARBALL.log" >&2
+		return 1
+	fi
+	# Trees of another package list are not needed any more.
+	find "$DEBIAN_CACHE" -maxdepth 1 -name "$DEBIAN_SUITE-*.tar*" ! -name "${DEBIAN_TARBALL##*/}*" -delete
+	mv "$tmp" "$DEBIAN_TARBALL"
+}
+
+# _debian_chroot TREE CMD...: CMD in a chroot of TREE with /proc, /sys and
+# /dev, mounted in a private mount namespace: they are unmounted when CMD
+# ends (the trap), and could not outlive the namespace anyway.
+_debian_chroot() {
+	# shellcheck disable=SC2016 # the script expands its own arguments
+	unshare --mount --propagation private -- bash -c '
+		set -euo pipefail
+		tree=$1
+		shift
+		trap "umount -R \"\$tree/dev\" \"\$tree/sys\" \"\$tree/proc\" 2>/dev/null || true" EXIT
+		mount -t proc proc "$tree/proc"
+		mount -t sysfs sysfs "$tree/sys"
+		mount --rbind /dev "$tree/dev"
+		chroot "$tree" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"
+	' _debian_chroot "$@"
+}
+
+# _debian_customize TREE: the project's install, and the test's additions.
+_debian_customize() {
+	local tree=$1 inc=$1/var/tmp/vt-initrd
+	make -s -C "$VERIROOT_DIR" install DESTDIR="$tree" >&2 &&
+		mkdir -p "$tree/sysroot" "$tree/etc/systemd/system/multi-user.target.wants" \
+			"$inc/etc/systemd/system/emergency.target.wants" &&
+		printf 'veriroot-debian\n' >"$tree/etc/hostname" &&
+		install -D -m 0755 "$QEMU_DIR/guest/debian-check" "$tree/usr/libexec/veriroot-test/debian-check" &&
+		install -D -m 0755 "$QEMU_DIR/guest/tpm-dump" "$tree/usr/bin/vt-tpm-dump" || return 1
+	# The checks run once the boot is finished (Type=simple: the boot's
+	# job queue does not wait for them; the script waits for the boot).
+	cat >"$tree/usr/lib/systemd/system/veriroot-test.service" <<-'UNIT' || return 1
+		[Unit]
+		Description=veriroot system test checks (qemu/guest/debian-check)
+		After=multi-user.target
+
+		[Service]
+		Type=simple
+		ExecStart=/usr/libexec/veriroot-test/debian-check
+		StandardOutput=journal
+		StandardError=journal
+
+		[Install]
+		WantedBy=multi-user.target
+	UNIT
+	ln -sfn /usr/lib/systemd/system/veriroot-test.service \
+		"$tree/etc/systemd/system/multi-user.target.wants/veriroot-test.service" || return 1
+	# The initramfs's emergency hook (dracut --include; not in the image).
+	install -D -m 0755 "$QEMU_DIR/guest/debian-emergency" "$inc/usr/bin/vt-emergency" || return 1
+	cat >"$inc/etc/systemd/system/vt-emergency.service" <<-'UNIT' || return 1
+		[Unit]
+		Description=veriroot system test: report the refused boot, power off
+		DefaultDependencies=no
+
+		[Service]
+		Type=oneshot
+		ExecStart=/usr/bin/vt-emergency
+		StandardOutput=journal+console
+		StandardError=journal+console
+	UNIT
+	ln -sfn ../vt-emergency.service "$inc/etc/systemd/system/emergency.target.wants/vt-emergency.service"
+}
+
+# _debian_dracut TREE KVER VARIANT OUT: the tree's own dracut, in a chroot.
+_debian_dracut() {
+	local tree=$1 kver=$2 variant=$3 out=$4 conf img=/var/tmp/vt-initramfs.img
+	conf=$(_debian_variant_config "$variant") || return 1
+	rm -rf "$tree/etc/veriroot"
+	if [ -n "$conf" ]; then
+		mkdir -p "$tree/etc/veriroot"
+		printf '%s' "$conf" >"$tree/etc/veriroot/veriroot.conf"
+	fi
+	if ! _debian_chroot "$tree" dracut --no-hostonly --force --kver "$kver" --add veriroot \
+		--include /var/tmp/vt-initrd / "$img" >"$out.dracut.log" 2>&1; then
+		tail -n 20 "$out.dracut.log" >&2
+		return 1
+	fi
+	rm -rf "$tree/etc/veriroot"
+	_debian_chroot "$tree" lsinitrd "$img" >"$out.lsinitrd" 2>&1 || return 1
+	mv "$tree$img" "$out"
+	_debian_check_initramfs "$out.lsinitrd" "$conf"
+}
+
+# _debian_check_initramfs LSINITRD_OUTPUT CONF: veriroot's module is really in.
+_debian_check_initramfs() {
+	local list=$1 want
+	for want in '^veriroot$' ' usr/bin/veriroot$' ' usr/lib/systemd/system/veriroot-setup-root.service$' \
+		' etc/systemd/system/initrd-root-fs.target.wants/veriroot-setup-root.service -> ' \
+		' etc/systemd/system/emergency.target.wants/vt-emergency.service -> '; do
+		grep -Eq -- "$want" "$list" || {
+			echo "debian: the initramfs lacks /$want/ (see $list)" >&2
+			return 1
+		}
+	done
+	if [ -n "$2" ]; then
+		grep -Eq ' etc/veriroot/veriroot.conf$' "$list" || {
+			echo "debian: the initramfs lacks etc/veriroot/veriroot.conf (see $list)" >&2
+			return 1
+		}
+	fi
+}
+
+# _debian_build_into DIR: everything the boots need, from the tarball.
+_debian_build_into() {
+	local dir=$1 tree=$1/tree kver variant t=$1/timings
+	mkdir -p "$tree"
+	_debian_time unpack "$t" tar -C "$tree" --numeric-owner --xattrs --xattrs-include='*' -xpf "$DEBIAN_TARBALL" ||
+		return 1
+	kver=$(ls "$tree/usr/lib/modules")
+	case $kver in *[[:space:]]* | '')
+		echo "debian: expected one kernel in the tree, found '$kver'" >&2
+		return 1
+		;;
+	esac
+	printf '%s\n' "$kver" >"$dir/kver"
+	cp "$tree/boot/vmlinuz-$kver" "$dir/vmlinuz"
+	_debian_time install "$t" _debian_customize "$tree" || return 1
+	for variant in "${DEBIAN_VARIANTS[@]}"; do
+		_debian_time "dracut-$variant" "$t" _debian_dracut "$tree" "$kver" "$variant" \
+			"$dir/initramfs-$variant.img" || return 1
+	done
+	rm -rf "$tree/var/tmp/vt-initrd"
+	local left
+	left=$(find "$tree/var/tmp" "$tree/tmp" -mindepth 1 -maxdepth 1 -printf '%p ')
+	if [ -n "$left" ]; then
+		echo "debian: dracut left files in the tree: $left" >&2
+		return 1
+	fi
+	_debian_time image "$t" _debian_image "$dir" || return 1
+	# The deployment's /var starts as the image's (bootc does the same).
+	mv "$tree/var" "$dir/var"
+	rm -rf "$tree"
+}
+
+_debian_image() {
+	"$VERIROOT_DIR/target/release/veriroot-mkimage" --algorithm sha512 --repo "$1/repo" "$1/tree" >"$1/digest"
+}
+
+# _debian_key: the derived build's key (the tarball and every input).
+_debian_key() {
+	{
+		printf '%s\n' "${DEBIAN_TARBALL##*/}" "${DEBIAN_VARIANTS[@]}"
+		cat "$VERIROOT_BIN" "$VERIROOT_DIR/units/veriroot-setup-root.service" \
+			"$VERIROOT_DIR/dracut/50veriroot/module-setup.sh" "$VERIROOT_DIR/Makefile" \
+			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/debian-emergency" \
+			"$QEMU_DIR/guest/tpm-dump" "${BASH_SOURCE[0]}"
+	} | sha256sum | cut -c1-16
+}
+
+# debian_build: sets DEBIAN_BUILD (the derived build's directory).
+debian_build() {
+	local lock rc=0 start=$EPOCHREALTIME
+	mkdir -p "$DEBIAN_CACHE" "$DEBIAN_WORK"
+	exec {lock}>"$DEBIAN_CACHE/.lock"
+	flock "$lock"
+	_debian_build_locked || rc=$?
+	exec {lock}>&-
+	[ "$rc" -eq 0 ] && log "debian: build ready in $(_vm_elapsed "$start") s: $DEBIAN_BUILD"
+	return "$rc"
+}
+
+_debian_build_locked() {
+	local key tmp
+	_debian_tarball_path
+	if [ -s "$DEBIAN_TARBALL" ]; then
+		log "debian: reusing $DEBIAN_TARBALL"
+	else
+		_debian_time tree "$DEBIAN_CACHE/timings" _debian_tarball_build || return 1
+	fi
+	key=$(_debian_key) || return 1
+	DEBIAN_BUILD=$DEBIAN_WORK/$key
+	if [ -s "$DEBIAN_BUILD/digest" ]; then
+		log "debian: reusing $DEBIAN_BUILD (its stages took, in s: $(tr '\n' ' ' <"$DEBIAN_BUILD/timings"))"
+		return 0
+	fi
+	tmp=$DEBIAN_WORK/.tmp.$key
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	if ! _debian_build_into "$tmp"; then
+		rm -rf "$tmp"
+		return 1
+	fi
+	mv "$tmp" "$DEBIAN_BUILD"
+	# Builds for other inputs (~220 MB each): keep the two newest, which a
+	# concurrent run may still use.
+	find "$DEBIAN_WORK" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name '.tmp.*' -printf '%T@ %p\n' |
+		sort -rn | tail -n +3 | cut -d' ' -f2- | while read -r old; do rm -rf "$old"; done
+}
+
+# debian_prepare: in a scenario's prepare(), with make_disk's DISK_TREE and
+# REPO: the Debian repository replaces the test one, the deployment's /var
+# is the image's; DIGEST becomes the Debian image's.
+debian_prepare() {
+	debian_build || {
+		echo "building the Debian system failed (see harness.log)"
+		return 1
+	}
+	DIGEST=$(cat "$DEBIAN_BUILD/digest")
+	rm -rf "$REPO"
+	cp -a "$DEBIAN_BUILD/repo" "$REPO"
+	mkdir -p "$DISK_TREE/state/deploy/$DIGEST"
+	cp -a "$DEBIAN_BUILD/var" "$DISK_TREE/state/deploy/$DIGEST/var"
+	log "debian: disk tree ready, image sha512:$DIGEST, kernel $(cat "$DEBIAN_BUILD/kver")"
+}
+
+# debian_boot VARIANT KARGS: one boot of the scenario's disk with the trixie
+# kernel and VARIANT's initramfs; sets BOOT_N, BOOT_LOG, BOOT_RC as _boot.
+# The guest's second serial port (ttyS1) is the test channel: the guest
+# scripts print their VT lines there, away from the console's getty prompt
+# and emergency shell; it is appended to BOOT_LOG after the console.
+debian_boot() {
+	local variant=$1 kargs=$2 vt started prov
+	if [ "$BOOT_N" -eq 0 ]; then
+		# make_disk's provisioning boot (fs-verity enabled on the repository).
+		prov=$(grep -a -o 'powered off after [0-9.]* s' "$SCENARIO_DIR/provision.log" | tail -n 1)
+		log "debian: time provisioning: ${prov#powered off after }"
+	fi
+	BOOT_N=$((BOOT_N + 1))
+	BOOT_LOG=$SCENARIO_DIR/boot-$BOOT_N.log
+	BOOT_RC=0
+	vt=$SCENARIO_DIR/boot-$BOOT_N.vt
+	rm -f "$vt"
+	vm_boot --name "$SCENARIO" --kernel "$DEBIAN_BUILD/vmlinuz" \
+		--initrd "$DEBIAN_BUILD/initramfs-$variant.img" --disk "$SCENARIO_DIR/disk.img" --tpm \
+		--append "root=LABEL=$DEBIAN_ROOT_LABEL rw $kargs" --timeout "$DEBIAN_BOOT_TIMEOUT" \
+		--log "$BOOT_LOG.raw" -- -monitor none -serial stdio -serial "file:$vt" \
+		"${DEBIAN_QEMU_ARGS[@]}" || BOOT_RC=$?
+	{
+		tr -d '\r\000' <"$BOOT_LOG.raw"
+		printf '===== test channel (guest ttyS1) =====\n'
+		[ ! -f "$vt" ] || tr -d '\r\000' <"$vt"
+	} >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw" "$vt"
+	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
+	started=$(grep -a -m1 '^VT-INFO: Startup finished' "$BOOT_LOG" | sed 's/^VT-INFO: //; s/ *$//')
+	log "debian: boot $BOOT_N ($variant): ${started:-the Debian system did not start}; $(
+		grep -a -o 'rc=[0-9]*, .* after [0-9.]* s' "$BOOT_LOG" | tail -n 1
+	)"
+}
+
+debian_pass() {
+	local variant=$1 kargs=$2 checks=$3
+	shift 3
+	debian_boot "$variant" "composefs=$DIGEST vt.checks=${checks// /,}${kargs:+ $kargs}"
+	_expect_checks "multi-user $checks" && _expect_lines "$@"
+}
+
+debian_refuse() {
+	local variant=$1 kargs=$2
+	shift 2
+	debian_boot "$variant" "composefs=$DIGEST${kargs:+ $kargs}"
+	[ "$BOOT_RC" -eq 0 ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC (expected the emergency hook's power-off)"; return 1; }
+	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the Debian system came up, expected a refusal"; return 1; }
+	_expect_lines 'VT-EMERGENCY: START' 'VT-EMERGENCY: DONE' 'veriroot: refusing to boot' "$@"
+}
+
+# debian_expect_pcrs EXPECTED_JSON: sysfs prints PCRs in upper case.
+debian_expect_pcrs() {
+	local lower=$SCENARIO_DIR/boot-$BOOT_N.pcrs got
+	grep -a '^VT-PCR: ' "$BOOT_LOG" | awk '{ print $1, $2, $3, tolower($4) }' >"$lower"
+	got=$(BOOT_LOG=$lower _pcrs_json "$1")
+	[ "$got" = "$1" ] || { echo "boot $BOOT_N: TPM PCRs $got, predicted $1"; return 1; }
+}
+
+# debian_machine_id: the machine ID the last boot printed.
+debian_machine_id() {
+	grep -a -m1 'VT: MACHINE-ID ' "$BOOT_LOG" | awk '{ print $3 }'
+}
