@@ -214,7 +214,7 @@ make_disk() {
 	rm -rf "$DISK_TREE"
 	mkdir -p "$DISK_TREE/state"
 	cp -a "$WORK/repo-$ALGORITHM" "$REPO"
-	if declare -F prepare >/dev/null; then prepare; fi
+	if declare -F prepare >/dev/null; then prepare || { echo "prepare() failed"; return 1; }; fi
 	printf '%s\n' "${NOVERITY[@]}" >"$DISK_TREE/.vt-noverity"
 	rm -f "$SCENARIO_DIR/disk.img"
 	truncate -s "${DISK_SIZE:-128M}" "$SCENARIO_DIR/disk.img"
