@@ -12,7 +12,9 @@ source "$QEMU_DIR/lib/testimage.sh"
 
 WORK=$VERIROOT_DIR/target/scenarios/.work
 VERIROOT_BIN=$VERIROOT_DIR/target/x86_64-unknown-linux-musl/release/veriroot
-MODULES="erofs overlay loop virtio_blk"
+# The SIMD hashes before the first verity check: fs-verity keeps the
+# implementation it finds first (sha256-generic without them).
+MODULES="erofs overlay loop virtio_blk sha256_ssse3 sha512_ssse3"
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
 
 log() { echo "veriroot harness: $*" >&2; }
@@ -90,6 +92,15 @@ _boot() {
 	# The console has CRs, NULs and firmware escapes: keep plain text.
 	tr -d '\r\000' <"$BOOT_LOG.raw" >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw"
 	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
+	record_timings
+}
+
+# record_timings: veriroot's stage timings of this boot, one line per boot,
+# appended to the scenario's "timings" artifact (nothing if it did not mount).
+record_timings() {
+	local line
+	line=$(grep -a -o 'timings: parse .*' "$BOOT_LOG" | tail -n 1) || return 0
+	echo "boot $BOOT_N: ${line#timings: }" >>"$SCENARIO_DIR/timings"
 }
 
 # _expect_lines REGEX...: each must match a line of this boot's log.
