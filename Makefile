@@ -1,6 +1,7 @@
 # veriroot: build, test, demo, install.
 #   make demo     build everything, boot a verified image under QEMU
-#   make test     unit tests + every VM scenario (installs what it needs)
+#   make test     unit tests + every VM scenario, x86_64 and aarch64 guests
+#                 (installs what it needs)
 #   make install DESTDIR=...
 SHELL := /bin/bash
 # The static initrd binary is built for every architecture the tests boot
@@ -13,6 +14,8 @@ PREFIX ?= /usr
 DESTDIR ?=
 # The initrd binary (stripped by the release profile) may not grow past 1 MiB.
 MAX_SIZE := 1048576
+# The VM scenarios of every architecture, in one report (qemu/run-scenarios).
+SCENARIO_ARCHES := x86_64,aarch64
 
 .PHONY: all deps build unit lint scenarios test demo install clean bench
 
@@ -46,7 +49,7 @@ lint:
 	qemu/verify-units units/*.service
 
 scenarios: build
-	qemu/run-scenarios
+	qemu/run-scenarios --arch $(SCENARIO_ARCHES)
 
 test: deps lint unit scenarios
 
