@@ -122,6 +122,7 @@ fn boot(
     let m = measurer.insert(Measurer::open(config.tpm, config.pcr).map_err(InitError::Measure)?);
 
     // A malformed command line is known before waiting for any disk.
+    let sysexts = setup::sysexts(&cmdline, m).map_err(InitError::Setup)?;
     let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
     mount_real_root(&cmdline)?;
     let opts = SetupOptions {
@@ -132,6 +133,7 @@ fn boot(
         },
         policy: config.policy,
         force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
+        sysexts,
     };
     let booted = setup::setup_root(&refs, &opts, m).map_err(InitError::Setup)?;
     log::info!(
@@ -145,6 +147,7 @@ fn boot(
         booted.timings.measure.as_millis(),
         started.elapsed().as_millis()
     );
+    crate::commands::log_extensions(&booted.assembled.extensions);
     switch_root(&cmdline)
 }
 
