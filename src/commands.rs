@@ -58,15 +58,15 @@ pub fn setup_root(
         };
         let booted = setup::setup_root(&refs, &opts, &mut measurer).map_err(|e| refuse(&e))?;
         log::info!(
-            "mounted {} ({}) at {}: verify {} ms, mount {} ms, measure {} ms",
+            "mounted {} ({}) at {}: verify {} ms, mount {} ms, measure {} ms{}",
             booted.image_ref.digest,
             booted.assembled.backing,
             opts.layout.sysroot.display(),
             booted.timings.verify.as_millis(),
             booted.timings.mount.as_millis(),
-            booted.timings.measure.as_millis()
+            booted.timings.measure.as_millis(),
+            describe_extensions(&booted.assembled.extensions)
         );
-        log_extensions(&booted.assembled.extensions);
         Ok(())
     });
     if result.is_err() {
@@ -75,16 +75,20 @@ pub fn setup_root(
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// One line per merged extension, lowest first, as systemd-sysext lists them.
-pub fn log_extensions(extensions: &[crate::sysext::MergedExtension]) {
-    for (i, e) in extensions.iter().enumerate() {
-        log::info!(
-            "merged system extension {} '{}' ({}) into the root overlay",
-            i + 1,
-            e.name,
-            e.digest
-        );
+/// The merged extensions for the "mounted" log line, lowest first; empty
+/// without any (one line, not one per extension: /dev/kmsg rate-limits).
+pub fn describe_extensions(extensions: &[crate::sysext::MergedExtension]) -> String {
+    if extensions.is_empty() {
+        return String::new();
     }
+    let list: Vec<String> = extensions
+        .iter()
+        .map(|e| format!("'{}' ({})", e.name, e.digest))
+        .collect();
+    format!(
+        "; system extensions merged, lowest first: {}",
+        list.join(", ")
+    )
 }
 
 pub fn check(sysroot: &Path, cmdline: Option<String>) -> Result<ExitCode, String> {

@@ -128,16 +128,17 @@ pub fn inspect(
         let what = id.to_string();
         move |errno| ExtensionError::Read { what, path, errno }
     };
-    let top = list(ext_root, ".")
-        .map_err(read(&id, ""))?
-        .unwrap_or_default();
-    sysext::check_hierarchies(&id, top.iter().map(String::as_str)).map_err(ExtensionError::Rule)?;
+    // The name first, so that every later message can use it.
     let releases = list(ext_root, RELEASE_DIR)
         .map_err(read(&id, RELEASE_DIR))?
         .unwrap_or_default();
     let name = sysext::release_name(&id, releases.iter().map(String::as_str))
         .map_err(ExtensionError::Rule)?;
     id.name = Some(name.clone());
+    let top = list(ext_root, ".")
+        .map_err(read(&id, ""))?
+        .unwrap_or_default();
+    sysext::check_hierarchies(&id, top.iter().map(String::as_str)).map_err(ExtensionError::Rule)?;
     if read_text(ext_root, "usr/lib/os-release")
         .map_err(read(&id, "usr/lib/os-release"))?
         .is_some()
@@ -161,4 +162,108 @@ pub fn inspect(
     )
     .map_err(ExtensionError::Rule)?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use std::fs;
+    use std::path::Path;
+
+    fn id() -> ExtensionId {
+        ExtensionId {
+            name: None,
+            digest: Digest::from_hex(&"cd".repeat(32)).unwrap(),
+        }
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn open(dir: &Path) -> fs::File {
+        fs::File::open(dir).unwrap()
+    }
+
+    const ROOT: &str = "ID=veriroot-test\nVERSION_ID=1\n";
+
+    #[test]
+    fn root_release_prefers_etc_and_resolves_links_inside_the_image() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "usr/lib/os-release", ROOT);
+        fs::create_dir_all(d.path().join("etc")).unwrap();
+        // An absolute link, as images carry: resolved inside the image.
+        std::os::unix::fs::symlink("/usr/lib/os-release", d.path().join("etc/os-release")).unwrap();
+        let r = root_release(open(d.path())).unwrap();
+        assert_eq!(r.get("ID"), Some("veriroot-test"));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            root_release(open(empty.path())),
+            Err(ExtensionError::NoOsRelease)
+        ));
+    }
+
+    #[test]
+    fn a_good_extension_is_named_by_its_release_file() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "usr/lib/extension-release.d/extension-release.tools",
+            "ID=veriroot-test\nVERSION_ID=1\n",
+        );
+        write(d.path(), "usr/bin/tool", "x");
+        write(d.path(), "opt/x/y", "y");
+        let name = inspect(open(d.path()), id(), &Release::parse(ROOT)).unwrap();
+        assert_eq!(name, "tools");
+    }
+
+    #[test]
+    fn refusals_name_the_extension() {
+        let root = Release::parse(ROOT);
+        let d = tempfile::tempdir().unwrap();
+        let err = inspect(open(d.path()), id(), &root).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has no /usr/lib/extension-release.d"),
+            "{err}"
+        );
+
+        write(
+            d.path(),
+            "usr/lib/extension-release.d/extension-release.e",
+            "ID=veriroot-test\nVERSION_ID=1\n",
+        );
+        write(d.path(), "etc/e.conf", "x");
+        let err = inspect(open(d.path()), id(), &root)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("extension 'e' (sha256:cdcd"), "{err}");
+        assert!(err.contains("provides /etc"), "{err}");
+
+        fs::remove_dir_all(d.path().join("etc")).unwrap();
+        write(d.path(), "usr/lib/os-release", "ID=other\n");
+        let err = inspect(open(d.path()), id(), &root)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ships /usr/lib/os-release"), "{err}");
+
+        fs::remove_file(d.path().join("usr/lib/os-release")).unwrap();
+        write(
+            d.path(),
+            "usr/lib/extension-release.d/extension-release.e",
+            "ID=veriroot-test\nVERSION_ID=2\n",
+        );
+        let err = inspect(open(d.path()), id(), &root)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "VERSION_ID='2' in its extension-release does not match the root's VERSION_ID='1'"
+            ),
+            "{err}"
+        );
+    }
 }

@@ -116,7 +116,7 @@ pub fn sysexts(cmdline: &Cmdline, measurer: &mut Measurer) -> Result<Vec<Digest>
 
 /// Opens each extension image and checks its fs-verity digest exactly as
 /// the root's (missing, no fs-verity or a different digest: refused).
-fn verify_sysexts(
+pub fn verify_sysexts(
     repo: &Repository,
     root: &ImageRef,
     digests: &[Digest],
