@@ -23,8 +23,11 @@ use rustix::mount::{
 
 use std::fs::File;
 
+use crate::digest::Digest;
+use crate::extensions::{self, ExtensionError};
 use crate::mount::{self, ErofsBacking, LayerSyntax, MountError};
 use crate::state::{self, StateError};
+use crate::sysext::{ExtensionId, MergedExtension, SysextError};
 
 pub use crate::policy::{MountPolicy, StateMount};
 
@@ -46,6 +49,8 @@ pub enum AssembleError {
     MissingState {
         path: PathBuf,
     },
+    /// A system extension breaks one of the sysext rules.
+    Extension(Box<ExtensionError>),
 }
 
 impl fmt::Display for AssembleError {
@@ -57,6 +62,7 @@ impl fmt::Display for AssembleError {
                 write!(f, "{step} {} failed: {errno}", path.display())
             }
             AssembleError::Policy(e) => f.write_str(e),
+            AssembleError::Extension(e) => write!(f, "refusing a system extension: {e}"),
             AssembleError::MissingState { path } => write!(
                 f,
                 "{} does not exist: mount = \"bind\" needs the deployment's copy of the \
@@ -105,13 +111,23 @@ pub struct Source<'a> {
     pub digest_hex: &'a str,
     pub require_verity: bool,
     pub force_loop: bool,
+    /// System extension images, verified like `image`, lowest first.
+    pub extensions: &'a [ExtensionSource<'a>],
+}
+
+/// One system extension image, already verified against its digest.
+pub struct ExtensionSource<'a> {
+    pub image: &'a File,
+    pub digest: &'a Digest,
 }
 
 /// How the kernel took it, for the log and `check`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Assembled {
     pub backing: ErofsBacking,
     pub layers: LayerSyntax,
+    /// The merged extensions, lowest first (the order they are measured in).
+    pub extensions: Vec<MergedExtension>,
 }
 
 /// The private tmpfs; detaching it detaches everything still below it.
@@ -235,10 +251,15 @@ pub fn stage(
     let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
     let erofs_dir = staging.mkdir("erofs")?;
     attach(&erofs, &erofs_dir)?;
+    let (ext_dirs, merged) = stage_extensions(&staging, source, &erofs_dir)?;
+    // One overlay: extensions above the root image, the topmost first.
+    let mut lowers: Vec<&Path> = ext_dirs.iter().rev().map(PathBuf::as_path).collect();
+    lowers.push(&erofs_dir);
     let (root, layers) = mount::composefs_overlay(
-        &erofs_dir,
+        &lowers,
         source.objects,
-        source.digest_hex,
+        // bootc reads this source back to learn which image was booted.
+        &format!("composefs:{}", source.digest_hex),
         source.require_verity,
     )?;
     let root_dir = staging.mkdir("root")?;
@@ -284,8 +305,64 @@ pub fn stage(
         staging,
         root_dir,
         sysroot: layout.sysroot.clone(),
-        assembled: Assembled { backing, layers },
+        assembled: Assembled {
+            backing,
+            layers,
+            extensions: merged,
+        },
     })
+}
+
+/// Mounts each extension's EROFS in the staging area and checks it
+/// against the sysext rules, reading through private `verity=require`
+/// overlays that are never attached. Returns the EROFS mount points,
+/// lowest first, for the root's overlay.
+fn stage_extensions(
+    staging: &Staging,
+    source: &Source<'_>,
+    root_erofs: &Path,
+) -> Result<(Vec<PathBuf>, Vec<MergedExtension>), AssembleError> {
+    if source.extensions.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let view = |dir: &Path, what: &str| {
+        mount::composefs_overlay(&[dir], source.objects, what, source.require_verity)
+            .map(|(m, _)| m)
+    };
+    let root_release = extensions::root_release(view(root_erofs, "veriroot-inspect")?)
+        .map_err(|e| AssembleError::Extension(Box::new(e)))?;
+    let mut dirs = Vec::new();
+    let mut merged: Vec<MergedExtension> = Vec::new();
+    for (i, ext) in source.extensions.iter().enumerate() {
+        let (erofs, _) = mount::erofs(ext.image, source.force_loop)?;
+        let dir = staging.mkdir(&format!("sysext-{i}"))?;
+        attach(&erofs, &dir)?;
+        let id = ExtensionId {
+            name: None,
+            digest: ext.digest.clone(),
+        };
+        let name = extensions::inspect(view(&dir, "veriroot-inspect")?, id, &root_release)
+            .map_err(|e| AssembleError::Extension(Box::new(e)))?;
+        if let Some(first) = merged.iter().find(|m| m.name == name) {
+            return Err(AssembleError::Extension(Box::new(ExtensionError::Rule(
+                SysextError::DuplicateName {
+                    name,
+                    first: first.digest.clone(),
+                    second: ext.digest.clone(),
+                },
+            ))));
+        }
+        log::info!(
+            "system extension '{name}' ({}) passes the sysext rules",
+            ext.digest
+        );
+        merged.push(MergedExtension {
+            name,
+            digest: ext.digest.clone(),
+        });
+        dirs.push(dir);
+    }
+    Ok((dirs, merged))
 }
 
 /// The state directory a mode needs on the real root, created where that
