@@ -1,5 +1,13 @@
 //! The few kernel interfaces rustix has no safe wrapper for: fs-verity and
 //! loop-device ioctls. Every `unsafe` block of the crate is here.
+//!
+//! Architectures: the opcodes are built by rustix's `opcode` helpers, which
+//! encode `_IOW`/`_IOWR` for the target (x86_64 and aarch64 share the
+//! generic encoding; the values are asserted below at compile time, so a
+//! build for either target checks them), and the structs hold only
+//! fixed-size integers, laid out the same on every 64-bit Linux target.
+//! Syscalls (`finit_module`, the mount API, `reboot`) go through rustix,
+//! which has each architecture's syscall numbers.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -37,6 +45,19 @@ pub struct FsverityEnableArg {
 // The size in the opcode is that of the fixed header, as in the C macro.
 const FS_IOC_MEASURE_VERITY: Opcode = opcode::read_write::<[u16; 2]>(b'f', 134);
 const FS_IOC_ENABLE_VERITY: Opcode = opcode::write::<FsverityEnableArg>(b'f', 133);
+
+// The kernel's ABI, checked when compiling for each target: the struct
+// sizes of the C headers, and the opcodes <linux/fsverity.h> and
+// <linux/loop.h> give on x86_64 and aarch64.
+const _: () = {
+    assert!(std::mem::size_of::<FsverityEnableArg>() == 128);
+    assert!(std::mem::size_of::<LoopInfo64>() == 232);
+    assert!(std::mem::size_of::<LoopConfig>() == 304);
+    assert!(std::mem::size_of::<FsverityDigest>() == 68);
+    // _IOWR('f', 134, struct fsverity_digest), _IOW('f', 133, struct fsverity_enable_arg)
+    assert!(FS_IOC_MEASURE_VERITY == 0xc004_6686);
+    assert!(FS_IOC_ENABLE_VERITY == 0x4080_6685);
+};
 
 /// `FS_IOC_MEASURE_VERITY`: the digest the kernel keeps for the file.
 pub fn measure_verity(fd: BorrowedFd<'_>) -> io::Result<FsverityDigest> {
@@ -105,6 +126,8 @@ pub const LO_FLAGS_READ_ONLY: u32 = 1;
 pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
 pub const LO_FLAGS_DIRECT_IO: u32 = 16;
 
+// <linux/loop.h> defines these as plain numbers (no _IOC direction or size
+// bits), the same on every architecture.
 const LOOP_CONFIGURE: Opcode = 0x4C0A;
 const LOOP_CTL_GET_FREE: Opcode = 0x4C82;
 
@@ -137,20 +160,4 @@ pub fn loop_ctl_get_free(control: impl AsFd) -> io::Result<u32> {
     }
     // SAFETY: see `GetFree`.
     unsafe { ioctl::ioctl(control.as_fd(), GetFree) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn structs_match_the_kernel_abi() {
-        assert_eq!(std::mem::size_of::<FsverityEnableArg>(), 128);
-        assert_eq!(std::mem::size_of::<LoopInfo64>(), 232);
-        assert_eq!(std::mem::size_of::<LoopConfig>(), 304);
-        assert_eq!(std::mem::size_of::<FsverityDigest>(), 68);
-        // _IOWR('f', 134, struct fsverity_digest), _IOW('f', 133, struct fsverity_enable_arg)
-        assert_eq!(FS_IOC_MEASURE_VERITY, 0xc004_6686);
-        assert_eq!(FS_IOC_ENABLE_VERITY, 0x4080_6685);
-    }
 }

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Guest kernel for the QEMU tests: Debian's cloud kernel from bookworm-backports,
-# unpacked (not installed) into target/cache/kernel/<version>/.
+# for the selected architecture (qemu/lib/arch.sh: cloud-amd64 or
+# cloud-arm64), unpacked (not installed) into target/cache/kernel/<version>/.
 #
 #   source qemu/lib/kernel.sh
 #   kernel_fetch
@@ -13,21 +14,21 @@
 # The version is resolved at run time through the linux-image-<flavour>
 # metapackage (old versions vanish from the archive). Once a version is
 # unpacked, later calls only read the local apt lists: no network.
-# Knobs: KERNEL_SUITE (bookworm-backports), KERNEL_FLAVOUR (cloud-amd64),
-# VERIROOT_KERNEL_VERSION=<uname -r> skips apt-cache entirely (offline, pinned).
+# Knobs: KERNEL_SUITE (bookworm-backports), VERIROOT_KERNEL_VERSION=<uname -r>
+# skips apt-cache entirely (offline, pinned) for the architecture whose
+# flavour it ends with (e.g. ...-cloud-amd64); the other one resolves as usual.
 
 _KERNEL_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-VERIROOT_DIR=${VERIROOT_DIR:-$(cd "$_KERNEL_LIB_DIR/../.." && pwd)}
-VERIROOT_CACHE=${VERIROOT_CACHE:-$VERIROOT_DIR/target/cache}
+# shellcheck source=qemu/lib/arch.sh
+source "$_KERNEL_LIB_DIR/arch.sh"
 KERNEL_SUITE=${KERNEL_SUITE:-bookworm-backports}
-KERNEL_FLAVOUR=${KERNEL_FLAVOUR:-cloud-amd64}
 
 # Print "<uname -r> <debian version>" of the kernel the metapackage points at
 # in $KERNEL_SUITE, from the local apt lists; fail if the suite is unknown.
 _kernel_resolve_local() {
 	local meta=linux-image-$KERNEL_FLAVOUR show
 	# Captured first: with pipefail, a reader that stops early fails the pipe.
-	show=$(apt-cache show "$meta/$KERNEL_SUITE" 2>/dev/null) || return 1
+	show=$(arch_apt apt-cache show "$meta/$KERNEL_SUITE" 2>/dev/null) || return 1
 	sed -n '/^Depends:/{s/.*linux-image-\([^ ,]*-'"$KERNEL_FLAVOUR"'\) (= \([^)]*\)).*/\1 \2/p;q}' \
 		<<<"$show" | grep .
 }
@@ -36,7 +37,7 @@ _kernel_resolve_local() {
 _kernel_resolve() {
 	_kernel_resolve_local && return 0
 	echo "kernel: no $KERNEL_SUITE lists for linux-image-$KERNEL_FLAVOUR; apt-get update" >&2
-	apt-get update -q >&2
+	arch_apt_update
 	_kernel_resolve_local && return 0
 	echo "kernel: cannot resolve linux-image-$KERNEL_FLAVOUR in $KERNEL_SUITE" \
 		"(is the suite in /etc/apt/sources.list.d? run qemu/install-deps)" >&2
@@ -46,7 +47,7 @@ _kernel_resolve() {
 # _kernel_download VERSION DEBVERSION DIR: fetch the unsigned image .deb into DIR.
 _kernel_download() {
 	local pkg=linux-image-$1-unsigned
-	(cd "$3" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$2" >&2)
+	(cd "$3" && arch_apt apt-get download -q -o APT::Sandbox::User=root "$pkg=$2" >&2)
 }
 
 # _kernel_unpack DEB ROOT VERSION: unpack and index the modules.
@@ -83,7 +84,7 @@ _kernel_install() {
 
 kernel_fetch() {
 	local resolved ver debver dir
-	if [ -n "${VERIROOT_KERNEL_VERSION:-}" ]; then
+	if [ -n "${VERIROOT_KERNEL_VERSION:-}" ] && [ "${VERIROOT_KERNEL_VERSION%-"$KERNEL_FLAVOUR"}" != "$VERIROOT_KERNEL_VERSION" ]; then
 		ver=$VERIROOT_KERNEL_VERSION debver=
 	else
 		resolved=$(_kernel_resolve) || return 1

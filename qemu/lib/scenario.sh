@@ -10,17 +10,35 @@ source "$QEMU_DIR/lib/vm.sh"
 # shellcheck source=qemu/lib/testimage.sh
 source "$QEMU_DIR/lib/testimage.sh"
 
-WORK=$VERIROOT_DIR/target/scenarios/.work
-VERIROOT_BIN=$VERIROOT_DIR/target/x86_64-unknown-linux-musl/release/veriroot
-MODULES="erofs overlay loop virtio_blk"
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
+# host_veriroot's binary: the host's own (predictions and log replays are
+# architecture-independent, so an aarch64 guest is checked by it too).
+HOST_VERIROOT_BIN=$VERIROOT_DIR/target/$(uname -m)-unknown-linux-musl/release/veriroot
+
+# scenario_arch ARCH: select the guest architecture (qemu/lib/arch.sh) and
+# the paths that depend on it: WORK (the initrds and test images, built by
+# prepare_all), VERIROOT_BIN (the guest's static binary), MODULES (what
+# the initrds load). x86_64 keeps the paths it always had.
+scenario_arch() {
+	arch_select "$1" || return 1
+	if [ "$1" = x86_64 ]; then
+		WORK=$VERIROOT_DIR/target/scenarios/.work
+	else
+		WORK=$VERIROOT_DIR/target/scenarios/$1/.work
+	fi
+	VERIROOT_BIN=$VERIROOT_DIR/target/$RUST_TARGET/release/veriroot
+	MODULES="erofs overlay loop virtio_blk${ARCH_MODULES:+ $ARCH_MODULES}"
+}
+scenario_arch "$VM_ARCH"
 
 log() { echo "veriroot harness: $*" >&2; }
 
 build() {
-	log "building veriroot (static) and veriroot-mkimage"
+	log "building veriroot (static, $RUST_TARGET and the host's) and veriroot-mkimage"
 	(cd "$VERIROOT_DIR" &&
-		cargo build --quiet --release --target x86_64-unknown-linux-musl -p veriroot &&
+		cargo build --quiet --release --target "$RUST_TARGET" -p veriroot &&
+		{ [ "$HOST_VERIROOT_BIN" = "$VERIROOT_BIN" ] ||
+			cargo build --quiet --release --target "$(uname -m)-unknown-linux-musl" -p veriroot; } &&
 		cargo build --quiet --release -p veriroot-mkimage)
 }
 
@@ -28,7 +46,7 @@ build() {
 # provisioning one that enables fs-verity.
 build_initrds() {
 	local common=(--modules "$MODULES" --add "$VERIROOT_BIN:/bin/veriroot")
-	local shell=(--add /bin/busybox:/bin/busybox --symlink busybox:/bin/sh)
+	local shell=(--add "$BUSYBOX:/bin/busybox" --symlink busybox:/bin/sh)
 	initrd_build "$WORK/initrd-veriroot.img" "$VERIROOT_BIN" --modules "$MODULES"
 	initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${common[@]}" "${shell[@]}" \
 		--add "$QEMU_DIR/guest/tpm-dump:/bin/vt-tpm-dump"
@@ -37,7 +55,7 @@ build_initrds() {
 
 # One repository per algorithm, from the same tree.
 build_images() {
-	testimage_tree "$WORK/tree"
+	testimage_tree "$WORK/tree" "$BUSYBOX"
 	local alg
 	for alg in sha256 sha512; do
 		rm -rf "$WORK/repo-$alg"
@@ -135,6 +153,15 @@ _boot() {
 	# The console has CRs, NULs and firmware escapes: keep plain text.
 	tr -d '\r\000' <"$BOOT_LOG.raw" >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw"
 	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
+	record_timings
+}
+
+# record_timings: veriroot's stage timings of this boot, one line per boot,
+# appended to the scenario's "timings" artifact (nothing if it did not mount).
+record_timings() {
+	local line
+	line=$(grep -a -o 'timings: parse .*' "$BOOT_LOG" | tail -n 1) || return 0
+	echo "boot $BOOT_N: ${line#timings: }" >>"$SCENARIO_DIR/timings"
 }
 
 # _expect_lines REGEX...: each must match a line of this boot's log.
@@ -211,8 +238,8 @@ with_config() {
 		--add "$SCENARIO_DIR/config:$dest" >&2
 }
 
-# host_veriroot ARGS: the same static binary, run on the host.
-host_veriroot() { "$VERIROOT_BIN" "$@"; }
+# host_veriroot ARGS: veriroot built for the host, run on the host.
+host_veriroot() { "$HOST_VERIROOT_BIN" "$@"; }
 
 # expect_tpm EXPECTED_JSON: the PCRs and measurement log the last boot
 # printed are saved as tpm2-measure.log and pcrs.json (the PCRs the log
@@ -294,8 +321,10 @@ run_one() (
 
 # prepare_all: everything the scenarios share, built once per run.
 prepare_all() {
+	log "preparing for $VM_ARCH guests in $WORK"
 	build
 	kernel_fetch
+	BUSYBOX=$(arch_busybox)
 	mkdir -p "$WORK"
 	build_initrds
 	build_images

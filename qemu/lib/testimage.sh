@@ -3,7 +3,10 @@
 # with known contents, turned into composefs repositories by the reference
 # writer (veriroot-mkimage, i.e. the composefs crate).
 #
-#   testimage_tree DIR          write the tree (deterministic)
+#   testimage_tree DIR [BUSYBOX]
+#                               write the tree (deterministic), with BUSYBOX
+#                               (default /bin/busybox; e.g. Debian's arm64
+#                               busybox-static for aarch64 guests)
 #   testimage_repo ALG REPO SRC commit SRC into REPO, print the digest
 #   testimage_object REPO ALG FILE
 #                               print REPO's object path for FILE's contents
@@ -11,11 +14,14 @@
 _TESTIMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 testimage_tree() {
-	local out=$1 applet
+	local out=$1 busybox=${2:-/bin/busybox} applet
 	rm -rf "$out"
 	mkdir -p "$out"/{bin,sbin,etc,var,sysroot,proc,sys,dev,run,tmp,usr/bin,usr/lib,usr/share/veriroot-test}
 	chmod 1777 "$out/tmp"
-	install -m 0755 /bin/busybox "$out/bin/busybox"
+	install -m 0755 "$busybox" "$out/bin/busybox"
+	# The applet list from the host's busybox: a foreign one cannot run here,
+	# and Debian builds busybox-static with one configuration for all
+	# architectures (install-deps installs the host's from the same suite).
 	for applet in $(/bin/busybox --list); do
 		[ "$applet" = busybox ] || ln -sf busybox "$out/bin/$applet"
 	done

@@ -10,14 +10,18 @@
 # --kernel: default $KERNEL_IMAGE (the bzImage). An uncompressed vmlinux (PVH
 #   entry) would save ~2 s of self-decompression, but under PVH the guest's
 #   ACPI fails as soon as a TPM is attached (no /dev/tpm0, no ACPI power off).
-# Kernel command line: ARGS then "console=ttyS0 panic=-1 oops=panic".
+# The guest architecture is qemu/lib/arch.sh's selection (arch_select):
+#   x86_64   qemu-system-x86_64 (pc), console ttyS0, TPM as tpm-tis (ACPI)
+#   aarch64  qemu-system-aarch64 -M virt, console ttyAMA0, TPM as
+#            tpm-tis-device (MMIO, in the device tree)
+# Kernel command line: ARGS then "console=<console> panic=-1 oops=panic".
 # --disk: raw virtio-blk, in order (/dev/vda, /dev/vdb, ...).
 # --tpm: a fresh swtpm (TPM 2.0) for this boot only, killed whatever happens;
 #   unmanufactured, all four PCR banks active (sha1 sha256 sha384 sha512).
 # --tpm-banks LIST: the same (implies --tpm) made by swtpm_setup with only
 #   LIST active, e.g. sha256 (what swtpm_setup does by default); +0.6 s.
 # No network card (-nic none); add one after "--" if needed.
-# Logs go to target/scenarios/NAME/: serial.log (or --log FILE; appended,
+# Logs go to target/scenarios/NAME/ (aarch64: target/scenarios/aarch64/NAME/): serial.log (or --log FILE; appended,
 # one separator line before and after each boot), qemu.stderr, swtpm.log.
 # VM_VERBOSE=1 also copies the serial output to stderr as it comes.
 #
@@ -34,11 +38,14 @@ _VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=qemu/lib/kernel.sh
 source "$_VM_LIB_DIR/kernel.sh"
 
-VM_QEMU=${VM_QEMU:-qemu-system-x86_64}
-
-# vm_scenario_dir NAME: print the log directory of a scenario.
+# vm_scenario_dir NAME: print the log directory of a scenario (x86_64's at
+# the top, as always; another architecture's in a folder of its name).
 vm_scenario_dir() {
-	printf '%s\n' "$VERIROOT_DIR/target/scenarios/$1"
+	if [ "$VM_ARCH" = x86_64 ]; then
+		printf '%s\n' "$VERIROOT_DIR/target/scenarios/$1"
+	else
+		printf '%s\n' "$VERIROOT_DIR/target/scenarios/$VM_ARCH/$1"
+	fi
 }
 
 # vm_scenario_reset NAME: empty a scenario's log directory (logs are appended).
@@ -138,16 +145,16 @@ _vm_tpm_stop() {
 _vm_qemu_cmd() {
 	local i
 	_vm_cmd=(timeout --kill-after=10 "$_vm_timeout"
-		"$VM_QEMU" -accel tcg -cpu max -smp 1 -m 1024 -nographic -no-reboot -nic none
+		"$VM_QEMU" "${VM_MACHINE[@]}" -smp 1 -m 1024 -nographic -no-reboot -nic none
 		-kernel "$_vm_kernel" -initrd "$_vm_initrd"
-		-append "${_vm_append:+$_vm_append }console=ttyS0 panic=-1 oops=panic")
+		-append "${_vm_append:+$_vm_append }console=$VM_CONSOLE panic=-1 oops=panic")
 	for i in "${!_vm_disks[@]}"; do
 		_vm_cmd+=(-drive "file=${_vm_disks[$i]},format=raw,if=none,id=disk$i"
 			-device "virtio-blk-pci,drive=disk$i")
 	done
 	if [ -n "$1" ]; then
 		_vm_cmd+=(-chardev "socket,id=chrtpm,path=$1/sock"
-			-tpmdev "emulator,id=tpm0,chardev=chrtpm" -device "tpm-tis,tpmdev=tpm0")
+			-tpmdev "emulator,id=tpm0,chardev=chrtpm" -device "$VM_TPM_DEVICE,tpmdev=tpm0")
 	fi
 	_vm_cmd+=("${_vm_extra[@]}")
 }
