@@ -111,8 +111,12 @@ pub struct Source<'a> {
     pub digest_hex: &'a str,
     pub require_verity: bool,
     pub force_loop: bool,
-    /// System extension images, verified like `image`, lowest first.
+    /// System extension images named on the command line, verified like
+    /// `image`, lowest first; they lie above those the image lists.
     pub extensions: &'a [ExtensionSource<'a>],
+    /// Opens and verifies an extension the root image lists
+    /// (`extensions::IMAGE_LIST`), as `extensions` were.
+    pub open_listed: &'a dyn Fn(&Digest) -> Result<File, String>,
 }
 
 /// One system extension image, already verified against its digest.
@@ -322,43 +326,74 @@ fn stage_extensions(
     source: &Source<'_>,
     root_erofs: &Path,
 ) -> Result<(Vec<PathBuf>, Vec<MergedExtension>), AssembleError> {
-    if source.extensions.is_empty() {
+    let ext_err = |e| AssembleError::Extension(Box::new(e));
+    let view = |dir: &Path| {
+        mount::composefs_overlay(
+            &[dir],
+            source.objects,
+            "veriroot-inspect",
+            source.require_verity,
+        )
+        .map(|(m, _)| m)
+    };
+    // The root's list is read even without kargs; its os-release only if needed.
+    let root_view = view(root_erofs)?;
+    let listed = extensions::image_list(&root_view).map_err(ext_err)?;
+    if listed.is_empty() && source.extensions.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let view = |dir: &Path, what: &str| {
-        mount::composefs_overlay(&[dir], source.objects, what, source.require_verity)
-            .map(|(m, _)| m)
-    };
-    let root_release = extensions::root_release(view(root_erofs, "veriroot-inspect")?)
-        .map_err(|e| AssembleError::Extension(Box::new(e)))?;
+    let root_release = extensions::root_release(&root_view).map_err(ext_err)?;
+    drop(root_view);
+    let mut listed_files = Vec::new();
+    for digest in &listed {
+        if source.extensions.iter().any(|e| e.digest == digest) {
+            return Err(ext_err(ExtensionError::ListedTwice {
+                digest: digest.to_string(),
+            }));
+        }
+        let file = (source.open_listed)(digest).map_err(|problem| {
+            ext_err(ExtensionError::Listed {
+                digest: digest.to_string(),
+                problem,
+            })
+        })?;
+        listed_files.push(file);
+    }
+    if !listed.is_empty() {
+        log::info!(
+            "the root image lists {} system extension(s) in /{}",
+            listed.len(),
+            extensions::IMAGE_LIST
+        );
+    }
+    // Lowest first: the image's own list, then the command line's.
+    let all: Vec<(&File, &Digest)> = listed_files
+        .iter()
+        .zip(&listed)
+        .chain(source.extensions.iter().map(|e| (e.image, e.digest)))
+        .collect();
     let mut dirs = Vec::new();
     let mut merged: Vec<MergedExtension> = Vec::new();
-    for (i, ext) in source.extensions.iter().enumerate() {
-        let (erofs, _) = mount::erofs(ext.image, source.force_loop)?;
+    for (i, (image, digest)) in all.into_iter().enumerate() {
+        let (erofs, _) = mount::erofs(image, source.force_loop)?;
         let dir = staging.mkdir(&format!("sysext-{i}"))?;
         attach(&erofs, &dir)?;
         let id = ExtensionId {
             name: None,
-            digest: ext.digest.clone(),
+            digest: digest.clone(),
         };
-        let name = extensions::inspect(view(&dir, "veriroot-inspect")?, id, &root_release)
-            .map_err(|e| AssembleError::Extension(Box::new(e)))?;
+        let name = extensions::inspect(view(&dir)?, id, &root_release).map_err(ext_err)?;
         if let Some(first) = merged.iter().find(|m| m.name == name) {
-            return Err(AssembleError::Extension(Box::new(ExtensionError::Rule(
-                SysextError::DuplicateName {
-                    name,
-                    first: first.digest.clone(),
-                    second: ext.digest.clone(),
-                },
-            ))));
+            return Err(ext_err(ExtensionError::Rule(SysextError::DuplicateName {
+                name,
+                first: first.digest.clone(),
+                second: digest.clone(),
+            })));
         }
-        log::info!(
-            "system extension '{name}' ({}) passes the sysext rules",
-            ext.digest
-        );
+        log::info!("system extension '{name}' ({digest}) passes the sysext rules");
         merged.push(MergedExtension {
             name,
-            digest: ext.digest.clone(),
+            digest: digest.clone(),
         });
         dirs.push(dir);
     }

@@ -120,7 +120,7 @@ fn check_sysexts(report: &mut Report, repo: &Repository, root: &ImageRef, cmdlin
             return;
         }
     };
-    match setup::verify_sysexts(repo, root, &digests) {
+    match setup::verify_sysexts(repo, root, &digests, setup::KARG) {
         Ok(found) => {
             for (i, (_, digest)) in found.iter().enumerate() {
                 report.ok(format!(
@@ -131,8 +131,8 @@ fn check_sysexts(report: &mut Report, repo: &Repository, root: &ImageRef, cmdlin
             }
             report.ok(
                 "system extensions: their release rules (ID=, SYSEXT_LEVEL=/VERSION_ID=, \
-                 ARCHITECTURE=, only /usr and /opt) are checked at boot, when the images are \
-                 mounted; not here",
+                 ARCHITECTURE=, only /usr and /opt) and extensions listed inside the root \
+                 image are checked at boot, when the images are mounted; not here",
             );
         }
         Err(e) => report.fail(e.to_string()),

@@ -11,7 +11,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{openat2, Dir, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+use crate::digest::Digest;
 use crate::sysext::{self, ExtensionId, Release, SysextError, RELEASE_DIR};
+
+/// Where a root image lists the extensions it wants merged: part of the
+/// verified image, so as trusted as the image itself (never writable state).
+pub const IMAGE_LIST: &str = "usr/lib/veriroot/extensions";
 
 /// Release files are a few hundred bytes; a cap keeps a hostile one from
 /// filling the initrd's memory.
@@ -29,6 +34,20 @@ pub enum ExtensionError {
     },
     /// The root image has no os-release to compare extensions with.
     NoOsRelease,
+    /// The root image's extension list has a line that is not a digest.
+    BadList {
+        line: usize,
+        problem: String,
+    },
+    /// An extension the root image lists failed to open or verify.
+    Listed {
+        digest: String,
+        problem: String,
+    },
+    /// An extension is both listed by the image and named on the command line.
+    ListedTwice {
+        digest: String,
+    },
 }
 
 impl fmt::Display for ExtensionError {
@@ -42,6 +61,19 @@ impl fmt::Display for ExtensionError {
                 }
                 Ok(())
             }
+            ExtensionError::BadList { line, problem } => write!(
+                f,
+                "/{IMAGE_LIST} in the root image, line {line}: {problem}; expected one \
+                 fs-verity digest (hex) per line, # comments: rebuild the image"
+            ),
+            ExtensionError::Listed { digest, problem } => {
+                write!(f, "extension {digest} listed in the root image: {problem}")
+            }
+            ExtensionError::ListedTwice { digest } => write!(
+                f,
+                "extension {digest} is listed in the root image's /{IMAGE_LIST} and named by \
+                 veriroot.sysext= too: drop it from the command line"
+            ),
             ExtensionError::NoOsRelease => f.write_str(
                 "the root image has neither /etc/os-release nor /usr/lib/os-release: system \
                  extensions cannot be checked against it; add an os-release to the image or \
@@ -116,6 +148,41 @@ pub fn root_release(root: impl AsFd) -> Result<Release, ExtensionError> {
     Err(ExtensionError::NoOsRelease)
 }
 
+/// The extensions the root image lists, in order (lowest first); none if
+/// it has no list.
+pub fn image_list(root: impl AsFd) -> Result<Vec<Digest>, ExtensionError> {
+    match read_text(root.as_fd(), IMAGE_LIST) {
+        Ok(None) => Ok(Vec::new()),
+        Ok(Some(text)) => parse_image_list(&text),
+        Err(errno) => Err(ExtensionError::Read {
+            what: "the root image".into(),
+            path: IMAGE_LIST,
+            errno,
+        }),
+    }
+}
+
+/// One digest per line; blank lines and `#` comments are skipped.
+pub fn parse_image_list(text: &str) -> Result<Vec<Digest>, ExtensionError> {
+    let mut out: Vec<Digest> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |problem: String| ExtensionError::BadList {
+            line: i + 1,
+            problem,
+        };
+        let digest = Digest::from_hex(line).map_err(|e| bad(format!("'{line}': {e}")))?;
+        if out.contains(&digest) {
+            return Err(bad(format!("'{line}' is listed twice")));
+        }
+        out.push(digest);
+    }
+    Ok(out)
+}
+
 /// Applies every rule to one extension (its own overlay at `ext_root`)
 /// and returns its name.
 pub fn inspect(
@@ -167,7 +234,6 @@ pub fn inspect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Digest;
     use std::fs;
     use std::path::Path;
 
@@ -204,6 +270,28 @@ mod tests {
             root_release(open(empty.path())),
             Err(ExtensionError::NoOsRelease)
         ));
+    }
+
+    #[test]
+    fn image_list_is_digests_in_order() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(128);
+        let list = parse_image_list(&format!("# tools\n{a}\n\n  {b}  \n")).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].to_hex(), a);
+        assert_eq!(list[1].to_hex(), b);
+        let err = parse_image_list(&format!("{a}\nnot-hex\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: 'not-hex'"), "{err}");
+        let err = parse_image_list(&format!("{a}\n{a}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(image_list(open(d.path())).unwrap(), vec![]);
+        write(d.path(), IMAGE_LIST, &format!("{a}\n"));
+        assert_eq!(image_list(open(d.path())).unwrap()[0].to_hex(), a);
     }
 
     #[test]

@@ -67,7 +67,9 @@ KERNEL COMMAND LINE:
                                 repeatable; merged into the root's overlay in
                                 the order named (first = lowest), verified and
                                 checked against systemd-sysext's rules, each
-                                measured into PCR 13. See docs/sysext.md.
+                                measured into PCR 13. The root image may list
+                                more (lower) in /usr/lib/veriroot/extensions.
+                                See docs/sysext.md.
   veriroot.root-timeout=SECS    wait for root= (default 30).
   veriroot.erofs=loop           mount the image through a loop device even
                                 where the kernel takes files.

@@ -30,6 +30,7 @@ pub enum SetupError {
     /// A named extension image is not in the repository.
     SysextMissing {
         path: PathBuf,
+        named_by: &'static str,
     },
     /// An extension image failed the same check as the root image.
     Sysext(RepoError),
@@ -55,10 +56,10 @@ impl fmt::Display for SetupError {
                 sysext.algorithm(),
                 root.algorithm()
             ),
-            SetupError::SysextMissing { path } => write!(
+            SetupError::SysextMissing { path, named_by } => write!(
                 f,
-                "the system extension {} named by veriroot.sysext= does not exist: add the \
-                 image to the repository or remove its digest from the command line",
+                "the system extension {} named by {named_by} does not exist: add the image \
+                 to the repository or stop naming it there",
                 path.display()
             ),
             SetupError::Sysext(e) => write!(f, "system extension: {e}"),
@@ -138,6 +139,10 @@ pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
     Ok(refs)
 }
 
+/// Who named an extension, for messages.
+pub const KARG: &str = "veriroot.sysext=";
+const LISTED: &str = "the root image's /usr/lib/veriroot/extensions";
+
 /// The system extensions the command line names. When any
 /// `veriroot.sysext` is present, a refusal caps their PCR too, so this is
 /// asked before anything else can fail.
@@ -154,6 +159,7 @@ pub fn verify_sysexts(
     repo: &Repository,
     root: &ImageRef,
     digests: &[Digest],
+    named_by: &'static str,
 ) -> Result<Vec<(std::fs::File, Digest)>, SetupError> {
     let mut out = Vec::new();
     for digest in digests {
@@ -173,6 +179,7 @@ pub fn verify_sysexts(
             .map_err(SetupError::Sysext)?
             .ok_or_else(|| SetupError::SysextMissing {
                 path: repo.image_path(digest),
+                named_by,
             })?;
         repository::verify_image(&path, &image_ref, &verity::measure(&file))
             .map_err(SetupError::Sysext)?;
@@ -213,7 +220,7 @@ pub fn setup_root(
         );
     }
     let objects = repo.objects().map_err(SetupError::Repository)?;
-    let sysext_files = verify_sysexts(&repo, &image.image_ref, &opts.sysexts)?;
+    let sysext_files = verify_sysexts(&repo, &image.image_ref, &opts.sysexts, KARG)?;
     let extensions: Vec<ExtensionSource<'_>> = sysext_files
         .iter()
         .map(|(image, digest)| ExtensionSource { image, digest })
@@ -228,9 +235,24 @@ pub fn setup_root(
         require_verity: !image.image_ref.insecure,
         force_loop: opts.force_loop,
         extensions: &extensions,
+        open_listed: &|digest: &Digest| {
+            verify_sysexts(
+                &repo,
+                &image.image_ref,
+                std::slice::from_ref(digest),
+                LISTED,
+            )
+            .map(|mut found| found.remove(0).0)
+            .map_err(|e| e.to_string())
+        },
     };
-    let staged =
-        assemble::stage(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
+    let staged = assemble::stage(&source, opts.policy, &opts.layout).map_err(|e| {
+        // An extension the image listed was refused: cap its PCR too.
+        if matches!(e, AssembleError::Extension(_)) {
+            measurer.also_cap(SYSEXT_PCR);
+        }
+        SetupError::Assemble(e)
+    })?;
     let staged_at = start.elapsed();
     let events = measure::success_events(measurer.pcr(), &image.image_ref, opts.policy)
         .into_iter()

@@ -88,6 +88,41 @@ sysext_tree() {
 	printf '%s\n' "$release" >"$dir/usr/lib/extension-release.d/extension-release.$name"
 }
 
+# sysext_test_pair TOOLS OPT: the two extensions the guest's `sysext`
+# check expects: vt-tools (a tool in /usr/bin, a file stored as an
+# object, who=vt-tools) and vt-opt (/opt/vt-extra/hello.txt, who=vt-opt),
+# meant to be stacked with vt-opt above vt-tools.
+sysext_test_pair() {
+	local t=$1 o=$2
+	sysext_tree "$t" vt-tools $'ID=veriroot-test\nVERSION_ID=1\nARCHITECTURE=x86-64'
+	mkdir -p "$t/usr/bin" "$t/usr/share/vt-sysext"
+	printf '#!/bin/sh\necho vt-sysext-tool works\n' >"$t/usr/bin/vt-sysext-tool"
+	chmod 0755 "$t/usr/bin/vt-sysext-tool"
+	echo vt-tools >"$t/usr/share/vt-sysext/who"
+	# Above the inline limit: an object in the store, read with verity.
+	head -c 65536 <(seq 50000 90000) >"$t/usr/share/vt-sysext/big.bin"
+	(cd "$t" && sha256sum usr/share/vt-sysext/big.bin usr/bin/vt-sysext-tool >usr/share/vt-sysext/SHA256SUMS)
+	sysext_tree "$o" vt-opt 'ID=_any'
+	mkdir -p "$o/opt/vt-extra" "$o/usr/share/vt-sysext"
+	echo "hello from /opt" >"$o/opt/vt-extra/hello.txt"
+	echo vt-opt >"$o/usr/share/vt-sysext/who"
+}
+
+# root_with_list DIR DIGEST...: the test tree plus the extension list
+# usr/lib/veriroot/extensions naming DIGEST..., committed; prints its digest.
+root_with_list() {
+	local dir=$1
+	shift
+	rm -rf "$dir"
+	cp -a "$TREE" "$dir"
+	mkdir -p "$dir/usr/lib/veriroot"
+	{
+		echo "# system extensions of this image, lowest first"
+		printf '%s\n' "$@"
+	} >"$dir/usr/lib/veriroot/extensions"
+	mkimage "$dir"
+}
+
 # swap_image: images/$DIGEST now resolves to another image (the test tree
 # with one file changed), committed to the same repository; prints that
 # image's digest.
