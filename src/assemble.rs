@@ -14,7 +14,7 @@ use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, CWD};
+use rustix::fs::{Mode, OFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
     mount_change, mount_remount, move_mount, open_tree, unmount, MountFlags, MountPropagationFlags,
@@ -336,7 +336,19 @@ fn stage_extensions(
         )
         .map(|(m, _)| m)
     };
-    // The root's list is read even without kargs; its os-release only if needed.
+    // Most images list nothing and most command lines name nothing: then
+    // no overlay is mounted just to look (it costs a mount in every boot).
+    let erofs_dir = rustix::fs::open(
+        root_erofs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| step("open", root_erofs, e))?;
+    let has_list = extensions::has_image_list(&erofs_dir).map_err(ext_err)?;
+    drop(erofs_dir);
+    if !has_list && source.extensions.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let root_view = view(root_erofs)?;
     let listed = extensions::image_list(&root_view).map_err(ext_err)?;
     if listed.is_empty() && source.extensions.is_empty() {

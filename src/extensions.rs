@@ -148,6 +148,21 @@ pub fn root_release(root: impl AsFd) -> Result<Release, ExtensionError> {
     Err(ExtensionError::NoOsRelease)
 }
 
+/// Whether the image has an extension list, asked of its EROFS alone: names
+/// and links are the verified metadata (only contents live in the object
+/// store), so this needs no overlay.
+pub fn has_image_list(erofs_root: impl AsFd) -> Result<bool, ExtensionError> {
+    match open_in(erofs_root.as_fd(), IMAGE_LIST, OFlags::PATH) {
+        Ok(_) => Ok(true),
+        Err(Errno::NOENT | Errno::NOTDIR) => Ok(false),
+        Err(errno) => Err(ExtensionError::Read {
+            what: "the root image".into(),
+            path: IMAGE_LIST,
+            errno,
+        }),
+    }
+}
+
 /// The extensions the root image lists, in order (lowest first); none if
 /// it has no list.
 pub fn image_list(root: impl AsFd) -> Result<Vec<Digest>, ExtensionError> {
@@ -292,6 +307,26 @@ mod tests {
         assert_eq!(image_list(open(d.path())).unwrap(), vec![]);
         write(d.path(), IMAGE_LIST, &format!("{a}\n"));
         assert_eq!(image_list(open(d.path())).unwrap()[0].to_hex(), a);
+    }
+
+    #[test]
+    fn the_list_is_looked_for_inside_the_image_only() {
+        let d = tempfile::tempdir().unwrap();
+        let image = d.path().join("image");
+        fs::create_dir_all(image.join("usr/lib")).unwrap();
+        assert!(!has_image_list(open(&image)).unwrap());
+        // A link out of the image resolves inside it, as the kernel would
+        // under the overlay: the host's file does not count.
+        write(d.path(), "host/usr/lib/veriroot/extensions", "x\n");
+        std::os::unix::fs::symlink(
+            d.path().join("host/usr/lib/veriroot"),
+            image.join("usr/lib/veriroot"),
+        )
+        .unwrap();
+        assert!(!has_image_list(open(&image)).unwrap());
+        fs::remove_file(image.join("usr/lib/veriroot")).unwrap();
+        write(&image, IMAGE_LIST, "x\n");
+        assert!(has_image_list(open(&image)).unwrap());
     }
 
     #[test]
