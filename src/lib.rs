@@ -31,4 +31,5 @@ pub mod setup;
 pub mod state;
 mod sys;
 pub mod tpm;
+pub mod uki;
 pub mod verity;

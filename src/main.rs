@@ -39,11 +39,18 @@ USAGE:
                                 blocks, no salt; default sha256) computed
                                 from its contents, as `fsverity digest` does.
   veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
+                   [--uki FILE [--phase WORD[:WORD...]]]
                    [--config FILE] [--pcr N] [--etc MODE] [--var MODE]
                    [--banks sha1,sha256,sha384,sha512] [--json]
                                 the PCR values a veriroot boot of that image
                                 leaves (from reset), per bank; --failure: after
                                 a refused boot. --json: {\"sha256\":{\"15\":\"..\"}}.
+                                --uki: also PCR 11 as systemd-stub measures the
+                                UKI's sections, then systemd-pcrphase's words
+                                (default enter-initrd: while in the initrd;
+                                enter-initrd:leave-initrd:sysinit:ready: booted);
+                                the image comes from the UKI's .cmdline unless
+                                --digest or --cmdline is given.
   veriroot log [FILE] [--json] [--no-tpm]
                                 parse and replay systemd's measurement log
                                 (default /run/log/systemd/tpm2-measure.log) and
@@ -139,6 +146,8 @@ fn parse_args() -> Result<Command, lexopt::Error> {
         banks: Vec::new(),
         failure: false,
         json: false,
+        uki: None,
+        phase: None,
     };
     let mut no_tpm = false;
     while let Some(arg) = parser.next()? {
@@ -174,6 +183,8 @@ fn parse_args() -> Result<Command, lexopt::Error> {
             ("predict", Long("pcr")) => p.pcr = Some(parser.value()?.parse()?),
             ("predict", Long("etc")) => p.etc = Some(parser.value()?.string()?),
             ("predict", Long("var")) => p.var = Some(parser.value()?.string()?),
+            ("predict", Long("uki")) => p.uki = Some(PathBuf::from(parser.value()?)),
+            ("predict", Long("phase")) => p.phase = Some(parser.value()?.string()?),
             ("predict", Long("banks")) => p.banks = parse_banks(&parser.value()?.string()?)?,
             ("predict" | "log", Long("json")) => p.json = true,
             ("log", Long("no-tpm")) => no_tpm = true,
