@@ -119,6 +119,8 @@ pub struct PredictArgs {
     pub uki: Option<PathBuf>,
     /// systemd-pcrphase words after the stub (`enter-initrd:leave-initrd`).
     pub phase: Option<String>,
+    /// After switch root: systemd-pcrmachine's measurement of this ID.
+    pub machine_id: Option<String>,
 }
 
 /// `veriroot predict`: PCR values after a veriroot boot, from reset.
@@ -155,13 +157,18 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, String> {
         Some(path) => Some(Uki::open(path).map_err(|e| e.to_string())?),
         None => None,
     };
-    let events: Vec<Event> = if args.failure {
+    let mut events: Vec<Event> = if args.failure {
         vec![measure::failure_event(config.pcr)]
     } else {
         let uki_cmdline = uki.as_ref().map(|u| (args.uki.as_deref(), u.cmdline()));
         let image = image_for_prediction(&args, uki_cmdline)?;
         measure::success_events(config.pcr, &image, config.policy)
     };
+    if let Some(id) = &args.machine_id {
+        events.push(measure::machine_id_event(id).ok_or_else(|| {
+            format!("--machine-id {id}: expected 32 lowercase hex digits, as in /etc/machine-id")
+        })?);
+    }
     let banks = if args.banks.is_empty() {
         HashAlg::ALL.to_vec()
     } else {
