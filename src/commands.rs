@@ -15,6 +15,7 @@ use crate::measure::{self, hex, Event, Measurer};
 use crate::setup::{self, SetupOptions};
 use crate::sysext::{MergedExtension, SYSEXT_PCR};
 use crate::tpm::Tpm;
+use crate::uki::{self, Uki};
 use crate::{check, enable, logger};
 
 pub fn read_cmdline(given: Option<String>) -> Result<Cmdline, String> {
@@ -147,6 +148,13 @@ pub struct PredictArgs {
     pub json: bool,
     /// `--sysext NAME:HEX`, lowest first.
     pub sysexts: Vec<String>,
+    /// A UKI: add PCR 11 as systemd-stub measures it, and take the image
+    /// from its `.cmdline` unless --digest or --cmdline says otherwise.
+    pub uki: Option<PathBuf>,
+    /// systemd-pcrphase words after the stub (`enter-initrd:leave-initrd`).
+    pub phase: Option<String>,
+    /// After switch root: systemd-pcrmachine's measurement of this ID.
+    pub machine_id: Option<String>,
 }
 
 /// `veriroot predict`: PCR values after a veriroot boot, from reset.
@@ -181,7 +189,14 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, String> {
         .iter()
         .map(|s| parse_sysext_arg(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let events: Vec<Event> = if args.failure {
+    if args.phase.is_some() && args.uki.is_none() {
+        return Err("--phase needs --uki FILE (phases are measured into PCR 11)".into());
+    }
+    let uki = match &args.uki {
+        Some(path) => Some(Uki::open(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut events: Vec<Event> = if args.failure {
         let also: &[u32] = if sysexts.is_empty() {
             &[]
         } else {
@@ -189,7 +204,8 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, String> {
         };
         measure::failure_events(config.pcr, also)
     } else {
-        let image = image_for_prediction(&args)?;
+        let uki_cmdline = uki.as_ref().map(|u| (args.uki.as_deref(), u.cmdline()));
+        let image = image_for_prediction(&args, uki_cmdline)?;
         if let Some(e) = sysexts
             .iter()
             .find(|e| e.digest.algorithm() != image.digest.algorithm())
@@ -205,15 +221,43 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, String> {
         events.extend(measure::sysext_events(&sysexts));
         events
     };
+    if let Some(id) = &args.machine_id {
+        events.push(measure::machine_id_event(id).ok_or_else(|| {
+            format!("--machine-id {id}: expected 32 lowercase hex digits, as in /etc/machine-id")
+        })?);
+    }
     let banks = if args.banks.is_empty() {
         HashAlg::ALL.to_vec()
     } else {
         args.banks.clone()
     };
-    let values = measure::predict(&events, &banks);
+    let mut values = measure::predict(&events, &banks);
+    let phase = args.phase.as_deref().unwrap_or(uki::DEFAULT_PHASE);
+    let sections = uki.as_ref().map(Uki::measured_sections).unwrap_or_default();
+    if uki.is_some() {
+        let pcr11 = uki::predict_pcr11(&sections, &uki::phase_words(phase), &banks);
+        for (bank, value) in pcr11 {
+            values
+                .entry(bank)
+                .or_default()
+                .insert(uki::PCR_KERNEL_BOOT, value);
+        }
+    }
     if args.json {
         println!("{}", measure::pcrs_json(&values));
     } else {
+        for (name, data) in &sections {
+            println!(
+                "event PCR {}: UKI section {name} ({} bytes)",
+                uki::PCR_KERNEL_BOOT,
+                data.len()
+            );
+        }
+        if uki.is_some() {
+            for word in uki::phase_words(phase) {
+                println!("event PCR {}: phase {word}", uki::PCR_KERNEL_BOOT);
+            }
+        }
         for e in &events {
             println!("event PCR {}: {}", e.pcr, e.string);
         }
@@ -236,17 +280,33 @@ fn parse_sysext_arg(arg: &str) -> Result<MergedExtension, String> {
     })
 }
 
-fn image_for_prediction(args: &PredictArgs) -> Result<ImageRef, String> {
-    let text = match (&args.image, &args.cmdline) {
-        (Some(d), None) => format!("composefs={}{d}", if args.insecure { "?" } else { "" }),
-        (None, Some(c)) => c.clone(),
-        _ => return Err("predict needs exactly one of --digest HEX or --cmdline STRING".into()),
+/// The image a prediction is about: --digest, else --cmdline, else the
+/// UKI's `.cmdline` (`uki`: its path and that section, if present).
+fn image_for_prediction(
+    args: &PredictArgs,
+    uki: Option<(Option<&Path>, Option<String>)>,
+) -> Result<ImageRef, String> {
+    let text = match (&args.image, &args.cmdline, uki) {
+        (Some(d), None, _) => format!("composefs={}{d}", if args.insecure { "?" } else { "" }),
+        (None, Some(c), _) => c.clone(),
+        (None, None, Some((_, Some(c)))) => c,
+        (None, None, Some((path, None))) => {
+            return Err(format!(
+                "{}: the UKI has no .cmdline section; give --digest HEX",
+                path.unwrap_or(Path::new("UKI")).display()
+            ))
+        }
+        _ => {
+            return Err(
+                "predict needs exactly one of --digest HEX, --cmdline STRING or --uki FILE".into(),
+            )
+        }
     };
     let refs = Cmdline::parse(&text)
         .image_refs()
         .map_err(|e| e.to_string())?;
     match refs.as_slice() {
-        [] => Err("no composefs= in --cmdline".into()),
+        [] => Err(format!("no composefs= in the command line '{text}'")),
         [one] => Ok(one.clone()),
         // Which one boots depends on the disk: ask about one.
         _ => Err("--cmdline names several images; predict one at a time with --digest".into()),

@@ -33,4 +33,5 @@ pub mod state;
 mod sys;
 pub mod sysext;
 pub mod tpm;
+pub mod uki;
 pub mod verity;

@@ -39,7 +39,8 @@ USAGE:
                                 blocks, no salt; default sha256) computed
                                 from its contents, as `fsverity digest` does.
   veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
-                   [--sysext NAME:HEX]... [--config FILE] [--pcr N]
+                   [--sysext NAME:HEX]... [--uki FILE [--phase WORD[:WORD...]]]
+                   [--machine-id ID] [--config FILE] [--pcr N]
                    [--etc MODE] [--var MODE]
                    [--banks sha1,sha256,sha384,sha512] [--json]
                                 the PCR values a veriroot boot of that image
@@ -47,6 +48,14 @@ USAGE:
                                 these system extensions merged, lowest first
                                 (PCR 13); --failure: after a refused boot.
                                 --json: {\"sha256\":{\"13\":\"..\",\"15\":\"..\"}}.
+                                --uki: also PCR 11 as systemd-stub measures the
+                                UKI's sections, then systemd-pcrphase's words
+                                (default enter-initrd: while in the initrd;
+                                enter-initrd:leave-initrd:sysinit:ready: booted);
+                                the image comes from the UKI's .cmdline unless
+                                --digest or --cmdline is given.
+                                --machine-id: PCR 15 after switch root, where
+                                systemd-pcrmachine adds \"machine-id:ID\".
   veriroot log [FILE] [--json] [--no-tpm]
                                 parse and replay systemd's measurement log
                                 (default /run/log/systemd/tpm2-measure.log) and
@@ -152,6 +161,9 @@ fn parse_args() -> Result<Command, lexopt::Error> {
         failure: false,
         json: false,
         sysexts: Vec::new(),
+        uki: None,
+        phase: None,
+        machine_id: None,
     };
     let mut no_tpm = false;
     while let Some(arg) = parser.next()? {
@@ -188,6 +200,9 @@ fn parse_args() -> Result<Command, lexopt::Error> {
             ("predict", Long("pcr")) => p.pcr = Some(parser.value()?.parse()?),
             ("predict", Long("etc")) => p.etc = Some(parser.value()?.string()?),
             ("predict", Long("var")) => p.var = Some(parser.value()?.string()?),
+            ("predict", Long("uki")) => p.uki = Some(PathBuf::from(parser.value()?)),
+            ("predict", Long("phase")) => p.phase = Some(parser.value()?.string()?),
+            ("predict", Long("machine-id")) => p.machine_id = Some(parser.value()?.string()?),
             ("predict", Long("banks")) => p.banks = parse_banks(&parser.value()?.string()?)?,
             ("predict" | "log", Long("json")) => p.json = true,
             ("log", Long("no-tpm")) => no_tpm = true,

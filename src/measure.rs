@@ -61,6 +61,24 @@ pub fn sysext_events(extensions: &[MergedExtension]) -> Vec<Event> {
         .collect()
 }
 
+/// PCR 15 is systemd's "system identity" PCR: booted from a measured UKI,
+/// `systemd-pcrmachine.service` extends it after switch root.
+pub const PCR_SYSTEM_IDENTITY: u32 = 15;
+
+/// What `systemd-pcrmachine.service` measures (systemd 257, `systemd-pcrextend
+/// --machine-id`): `machine-id:` and the 32 hex digits of /etc/machine-id.
+/// None if `id` is not a machine ID.
+pub fn machine_id_event(id: &str) -> Option<Event> {
+    let valid = id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    valid.then(|| Event {
+        pcr: PCR_SYSTEM_IDENTITY,
+        string: format!("machine-id:{id}"),
+    })
+}
+
 pub fn failure_event(pcr: u32) -> Event {
     Event {
         pcr,
@@ -358,6 +376,16 @@ mod tests {
         }
         assert_eq!(p[&HashAlg::Sha256][&15], v);
         assert_eq!(p[&HashAlg::Sha1][&15].len(), 20);
+    }
+
+    #[test]
+    fn machine_id_event_is_systemds_string() {
+        // As systemd 257 logged it in the uki-secureboot guest.
+        let e = machine_id_event("c005803b6fc34c5fa472ba659b61fb91").unwrap();
+        assert_eq!(e.pcr, 15);
+        assert_eq!(e.string, "machine-id:c005803b6fc34c5fa472ba659b61fb91");
+        assert_eq!(machine_id_event("C005803B6FC34C5FA472BA659B61FB91"), None);
+        assert_eq!(machine_id_event("c005803b"), None);
     }
 
     #[test]

@@ -98,3 +98,25 @@ fn enable_verity_needs_a_directory() {
     assert_eq!(code, 2);
     assert!(err.contains("needs the repository directory"), "{err}");
 }
+
+#[test]
+fn predict_uki_names_the_file_that_is_not_a_pe_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("not-a-uki.efi");
+    std::fs::write(&f, b"#!/bin/sh\n").unwrap();
+    let (code, _, err) = veriroot(&["predict", "--uki", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains(f.to_str().unwrap()), "{err}");
+    assert!(
+        err.contains("expected the DOS magic \"MZ\" at offset 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predict_phase_without_a_uki_is_refused() {
+    let hex = "89c1c730fcd8d63a4a8030ca959388a4965133415878e406f69909062dcb6ae0";
+    let (code, _, err) = veriroot(&["predict", "--digest", hex, "--phase", "enter-initrd"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--phase needs --uki FILE"), "{err}");
+}

@@ -59,6 +59,9 @@ DEBIAN_MMDEBSTRAP_OPTS=(
 	--customize-hook='rm -f "$1"/boot/initrd.img-* "$1"/initrd.img "$1"/initrd.img.old'
 )
 DEBIAN_VARIANTS=(default etc-transient)
+# What systemd-pcrextend dlopen()s (esys, rc, mu, the device TCTI) and
+# what they link (sys): dracut --install does not resolve libraries' needs.
+DEBIAN_INITRD_LIBS=$(printf '/usr/lib/x86_64-linux-gnu/libtss2-%s ' esys.so.0 rc.so.0 mu.so.0 tcti-device.so.0 sys.so.1)
 DEBIAN_CACHE=$VERIROOT_CACHE/debian
 DEBIAN_WORK=$WORK/debian
 DEBIAN_BOOT_TIMEOUT=${DEBIAN_BOOT_TIMEOUT:-300}
@@ -194,6 +197,9 @@ _debian_customize() {
 		[Unit]
 		Description=veriroot system test: report the refused boot, power off
 		DefaultDependencies=no
+		# Isolating emergency.target stops the PCR barrier, which measures
+		# leave-initrd into PCR 11: an ordering makes that happen first.
+		After=systemd-pcrphase-initrd.service
 
 		[Service]
 		Type=oneshot
@@ -201,7 +207,25 @@ _debian_customize() {
 		StandardOutput=journal+console
 		StandardError=journal+console
 	UNIT
-	ln -sfn ../vt-emergency.service "$inc/etc/systemd/system/emergency.target.wants/vt-emergency.service"
+	ln -sfn ../vt-emergency.service "$inc/etc/systemd/system/emergency.target.wants/vt-emergency.service" || return 1
+	# The PCRs right after veriroot, in the initrd (what uki-* compare with
+	# `veriroot predict --uki`): after switch-root systemd extends PCR 15 too.
+	install -D -m 0755 "$QEMU_DIR/guest/debian-initrd-pcrs" "$inc/usr/bin/vt-initrd-pcrs" || return 1
+	mkdir -p "$inc/etc/systemd/system/initrd-root-fs.target.wants"
+	cat >"$inc/etc/systemd/system/vt-initrd-pcrs.service" <<-'UNIT' || return 1
+		[Unit]
+		Description=veriroot system test: the PCRs right after veriroot
+		DefaultDependencies=no
+		After=veriroot-setup-root.service
+		Before=initrd-root-fs.target
+
+		[Service]
+		# Once: isolating initrd-switch-root.target starts it again otherwise.
+		Type=oneshot
+		RemainAfterExit=yes
+		ExecStart=/usr/bin/vt-initrd-pcrs
+	UNIT
+	ln -sfn ../vt-initrd-pcrs.service "$inc/etc/systemd/system/initrd-root-fs.target.wants/vt-initrd-pcrs.service"
 }
 
 # _debian_dracut TREE KVER VARIANT OUT: the tree's own dracut, in a chroot.
@@ -213,8 +237,11 @@ _debian_dracut() {
 		mkdir -p "$tree/etc/veriroot"
 		printf '%s' "$conf" >"$tree/etc/veriroot/veriroot.conf"
 	fi
+	# systemd-pcrextend (the enter-initrd barrier in PCR 11 when booted from
+	# a UKI) dlopen()s tpm2-tss; dracut's own tpm2-tss module is only taken
+	# when tpm2-tools is installed, which this tree has not.
 	if ! _debian_chroot "$tree" dracut --no-hostonly --force --kver "$kver" --add veriroot \
-		--include /var/tmp/vt-initrd / "$img" >"$out.dracut.log" 2>&1; then
+		--install "$DEBIAN_INITRD_LIBS" --include /var/tmp/vt-initrd / "$img" >"$out.dracut.log" 2>&1; then
 		tail -n 20 "$out.dracut.log" >&2
 		return 1
 	fi
@@ -256,6 +283,9 @@ _debian_check_initramfs() {
 		}
 	done
 	for want in '^veriroot$' ' usr/bin/veriroot$' ' usr/lib/systemd/system/veriroot-setup-root.service$' \
+		' usr/lib/x86_64-linux-gnu/libtss2-esys.so.0 ' ' usr/lib/x86_64-linux-gnu/libtss2-sys.so.1 ' \
+		' usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 ' \
+		' etc/systemd/system/initrd-root-fs.target.wants/vt-initrd-pcrs.service -> ' \
 		' etc/systemd/system/initrd-root-fs.target.wants/veriroot-setup-root.service -> ' \
 		' etc/systemd/system/emergency.target.wants/vt-emergency.service -> '; do
 		grep -Eq -- "$want" "$list" || {
@@ -285,6 +315,7 @@ _debian_build_into() {
 	esac
 	printf '%s\n' "$kver" >"$dir/kver"
 	cp "$tree/boot/vmlinuz-$kver" "$dir/vmlinuz"
+	cp "$tree/usr/lib/os-release" "$dir/os-release"
 	_debian_time install "$t" _debian_customize "$tree" || return 1
 	for variant in "${DEBIAN_VARIANTS[@]}"; do
 		_debian_time "dracut-$variant" "$t" _debian_dracut "$tree" "$kver" "$variant" \
@@ -315,7 +346,7 @@ _debian_key() {
 		cat "$VERIROOT_BIN" "$VERIROOT_DIR/units/veriroot-setup-root.service" \
 			"$VERIROOT_DIR/dracut/50veriroot/module-setup.sh" "$VERIROOT_DIR/Makefile" \
 			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/debian-emergency" \
-			"$QEMU_DIR/guest/tpm-dump" "${BASH_SOURCE[0]}"
+			"$QEMU_DIR/guest/tpm-dump" "$QEMU_DIR/guest/debian-initrd-pcrs" "${BASH_SOURCE[0]}"
 	} | sha256sum | cut -c1-16
 }
 
@@ -408,7 +439,15 @@ debian_sysext_busybox() {
 # scripts print their VT lines there, away from the console's getty prompt
 # and emergency shell; it is appended to BOOT_LOG after the console.
 debian_boot() {
-	local variant=$1 kargs=$2 vt started prov
+	_debian_boot_with "$1" --kernel "$DEBIAN_BUILD/vmlinuz" --initrd "$DEBIAN_BUILD/initramfs-$1.img" \
+		--append "root=LABEL=$DEBIAN_ROOT_LABEL rw $2"
+}
+
+# _debian_boot_with LABEL VM_BOOT_ARGS...: debian_boot with what to boot
+# given as vm_boot options (the kernel and initramfs, or firmware and an ESP).
+_debian_boot_with() {
+	local label=$1 vt started prov
+	shift
 	if [ "$BOOT_N" -eq 0 ]; then
 		# make_disk's provisioning boot (fs-verity enabled on the repository).
 		prov=$(grep -a -o 'powered off after [0-9.]* s' "$SCENARIO_DIR/provision.log" | tail -n 1)
@@ -419,9 +458,7 @@ debian_boot() {
 	BOOT_RC=0
 	vt=$SCENARIO_DIR/boot-$BOOT_N.vt
 	rm -f "$vt"
-	vm_boot --name "$SCENARIO" --kernel "$DEBIAN_BUILD/vmlinuz" \
-		--initrd "$DEBIAN_BUILD/initramfs-$variant.img" --disk "$SCENARIO_DIR/disk.img" --tpm \
-		--append "root=LABEL=$DEBIAN_ROOT_LABEL rw $kargs" --timeout "$DEBIAN_BOOT_TIMEOUT" \
+	vm_boot --name "$SCENARIO" "$@" --disk "$SCENARIO_DIR/disk.img" --tpm --timeout "$DEBIAN_BOOT_TIMEOUT" \
 		--log "$BOOT_LOG.raw" -- -monitor none -serial stdio -serial "file:$vt" \
 		"${DEBIAN_QEMU_ARGS[@]}" || BOOT_RC=$?
 	{
@@ -432,7 +469,7 @@ debian_boot() {
 	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
 	record_timings
 	started=$(grep -a -m1 '^VT-INFO: Startup finished' "$BOOT_LOG" | sed 's/^VT-INFO: //; s/ *$//')
-	log "debian: boot $BOOT_N ($variant): ${started:-the Debian system did not start}; $(
+	log "debian: boot $BOOT_N ($label): ${started:-the Debian system did not start}; $(
 		grep -a -o 'rc=[0-9]*, .* after [0-9.]* s' "$BOOT_LOG" | tail -n 1
 	)"
 }

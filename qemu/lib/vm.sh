@@ -6,6 +6,7 @@
 #           [--disk FILE]... [--tpm]
 #           [--tpm-banks sha256[,...]] [--timeout SECONDS] [--log FILE]
 #           [-- EXTRA_QEMU_ARGS...]
+#   vm_boot --name NAME --uefi CODE --uefi-vars VARS --esp DIR [--disk ...] ...
 #
 # --kernel: default $KERNEL_IMAGE (the bzImage). An uncompressed vmlinux (PVH
 #   entry) would save ~2 s of self-decompression, but under PVH the guest's
@@ -16,6 +17,12 @@
 #            tpm-tis-device (MMIO, in the device tree)
 # Kernel command line: ARGS then "console=<console> panic=-1 oops=panic".
 # --disk: raw virtio-blk, in order (/dev/vda, /dev/vdb, ...).
+# --uefi CODE: boot firmware instead of a kernel (no --kernel/--initrd/
+#   --append): OVMF's CODE read-only and a writable VARS copy as pflash, on
+#   q35 with SMM and secure pflash (what OVMF's Secure Boot build needs); the
+#   firmware boots \EFI\BOOT\BOOTX64.EFI from --esp DIR, a FAT
+#   disk QEMU makes of DIR (SATA; writable: ide-hd refuses read-only
+#   drives; the --disk ones stay virtio).
 # --tpm: a fresh swtpm (TPM 2.0) for this boot only, killed whatever happens;
 #   unmanufactured, all four PCR banks active (sha1 sha256 sha384 sha512).
 # --tpm-banks LIST: the same (implies --tpm) made by swtpm_setup with only
@@ -57,7 +64,7 @@ vm_scenario_reset() {
 # _vm_parse ARGS...: set the _vm_* option variables.
 _vm_parse() {
 	_vm_name=vm _vm_initrd='' _vm_append='' _vm_tpm='' _vm_timeout=120 _vm_log=''
-	_vm_tpm_banks='' _vm_kernel=${KERNEL_IMAGE:-}
+	_vm_tpm_banks='' _vm_kernel=${KERNEL_IMAGE:-} _vm_uefi='' _vm_vars='' _vm_esp=''
 	_vm_disks=() _vm_extra=()
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -78,6 +85,9 @@ _vm_parse() {
 		--timeout) _vm_timeout=$2 ;;
 		--log) _vm_log=$2 ;;
 		--tpm-banks) _vm_tpm_banks=$2 ;;
+		--uefi) _vm_uefi=$2 ;;
+		--uefi-vars) _vm_vars=$2 ;;
+		--esp) _vm_esp=$2 ;;
 		*)
 			echo "vm_boot: unknown option '$1'" >&2
 			return 1
@@ -89,8 +99,12 @@ _vm_parse() {
 
 # _vm_check: the inputs exist.
 _vm_check() {
-	local f
-	for f in "$_vm_kernel" "$_vm_initrd" "${_vm_disks[@]}"; do
+	local f boot=("$_vm_kernel" "$_vm_initrd")
+	if [ -n "$_vm_uefi" ]; then
+		boot=("$_vm_uefi" "$_vm_vars")
+		[ -d "$_vm_esp" ] || { echo "vm_boot: --uefi needs --esp DIR (got '$_vm_esp')" >&2; return 1; }
+	fi
+	for f in "${boot[@]}" "${_vm_disks[@]}"; do
 		if [ -z "$f" ] || [ ! -f "$f" ]; then
 			echo "vm_boot: missing file '${f}' (kernel_fetch run? --initrd given?)" >&2
 			return 1
@@ -145,9 +159,17 @@ _vm_tpm_stop() {
 _vm_qemu_cmd() {
 	local i
 	_vm_cmd=(timeout --kill-after=10 "$_vm_timeout"
-		"$VM_QEMU" "${VM_MACHINE[@]}" -smp 1 -m 1024 -nographic -no-reboot -nic none
-		-kernel "$_vm_kernel" -initrd "$_vm_initrd"
-		-append "${_vm_append:+$_vm_append }console=$VM_CONSOLE panic=-1 oops=panic")
+		"$VM_QEMU" "${VM_MACHINE[@]}" -smp 1 -m 1024 -nographic -no-reboot -nic none)
+	if [ -n "$_vm_uefi" ]; then
+		# UEFI boots are x86_64 only (OVMF; the uki-* scenarios).
+		_vm_cmd+=(-machine "q35,smm=on" -global "driver=cfi.pflash01,property=secure,value=on"
+			-drive "if=pflash,format=raw,unit=0,readonly=on,file=$_vm_uefi"
+			-drive "if=pflash,format=raw,unit=1,file=$_vm_vars"
+			-drive "file=fat:rw:$_vm_esp,format=raw,media=disk")
+	else
+		_vm_cmd+=(-kernel "$_vm_kernel" -initrd "$_vm_initrd"
+			-append "${_vm_append:+$_vm_append }console=$VM_CONSOLE panic=-1 oops=panic")
+	fi
 	for i in "${!_vm_disks[@]}"; do
 		_vm_cmd+=(-drive "file=${_vm_disks[$i]},format=raw,if=none,id=disk$i"
 			-device "virtio-blk-pci,drive=disk$i")
