@@ -16,6 +16,7 @@ pub mod config;
 pub mod digest;
 pub mod enable;
 pub mod eventlog;
+pub mod firmware;
 pub mod fsverity;
 pub mod hash;
 pub mod init;
