@@ -43,7 +43,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The aarch64 build is checked too (its tests cannot run on this host).
 	cargo clippy -p veriroot --all-targets --target aarch64-unknown-linux-musl -- -D warnings
-	shellcheck -x qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh .ci/run
+	shellcheck -x qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run
 	shellcheck -s sh qemu/guest/* qemu/smoke.init
 	shellcheck -s bash dracut/*/module-setup.sh
 	qemu/verify-units units/*.service
@@ -56,9 +56,11 @@ test: deps lint unit scenarios
 demo: build
 	qemu/demo
 
-# fs-verity digest speed against fsverity-utils (docs/benchmarks.md).
+# Against the peers, side by side (docs/benchmarks.md): fs-verity digest
+# speed against fsverity-utils, boot-path cost against composefs-setup-root.
 bench: build
 	benches/digest.sh
+	benches/boot.sh
 
 # The binary, the initrd unit (inert outside an initrd) and the dracut
 # module, where Debian's and Fedora's systemd and dracut look for them.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use crate::assemble::Layout;
 use crate::cmdline::{Cmdline, ImageRef};
@@ -35,15 +36,22 @@ pub fn setup_root(
         std::env::var_os("INVOCATION_ID").is_none() && cmdline.is_none(),
         false,
     );
+    let started = Instant::now();
     let refuse = |e: &dyn std::fmt::Display| format!("refusing to boot: {e}");
     let config = match config_path {
         Some(p) => Config::load(p),
         None => Config::load_initrd(),
     }
-    .map_err(|e| refuse(&e))?;
+    .map_err(|e| {
+        measure::cap_default_pcr();
+        refuse(&e)
+    })?;
+    let config_parsed = started.elapsed();
     let mut measurer = Measurer::open(config.tpm, config.pcr).map_err(|e| refuse(&e))?;
+    let tpm_open = started.elapsed() - config_parsed;
     let result = read_cmdline(cmdline).and_then(|cmdline| {
         let refs = setup::image_refs(&cmdline).map_err(|e| refuse(&e))?;
+        let parse = started.elapsed() - tpm_open;
         let opts = SetupOptions {
             layout: Layout {
                 sysroot,
@@ -55,14 +63,18 @@ pub fn setup_root(
         };
         let booted = setup::setup_root(&refs, &opts, &mut measurer).map_err(|e| refuse(&e))?;
         log::info!(
-            "mounted {} ({}) at {}: verify {} ms, mount {} ms, measure {} ms",
+            "mounted {} ({}) at {}",
             booted.image_ref.digest,
             booted.assembled.backing,
             opts.layout.sysroot.display(),
-            booted.timings.verify.as_millis(),
-            booted.timings.mount.as_millis(),
-            booted.timings.measure.as_millis()
         );
+        let timings = setup::Timings {
+            parse,
+            tpm_open,
+            total: started.elapsed(),
+            ..booted.timings
+        };
+        log::info!("timings: {timings}");
         Ok(())
     });
     if result.is_err() {

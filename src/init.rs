@@ -118,22 +118,40 @@ fn boot(
 ) -> Result<std::convert::Infallible, InitError> {
     early_mounts()?;
     crate::logger::init(true, false);
+    let lap = Instant::now();
     let text = std::fs::read_to_string("/proc/cmdline").map_err(InitError::Cmdline)?;
     let cmdline = Cmdline::parse(text.trim_end());
-    let config = Config::load_initrd().map_err(InitError::Config)?;
+    let parse = lap.elapsed();
 
-    // Modules first: on some machines the TPM driver is one of them.
+    // Modules first: on some machines the TPM driver is one of them, and
+    // even a broken configuration's refusal caps the PCR.
+    let lap = Instant::now();
     let dir = Path::new("/lib/modules").join(modules::release());
     let n = modules::load_all(&dir).map_err(InitError::Modules)?;
-    log::info!("loaded {n} kernel modules");
+    log::info!(
+        "loaded {n} kernel modules in {} ms",
+        lap.elapsed().as_millis()
+    );
+    let lap = Instant::now();
+    let config = Config::load_initrd().map_err(|e| {
+        crate::measure::cap_default_pcr();
+        InitError::Config(e)
+    })?;
+    let parse = parse + lap.elapsed();
     if config.tpm != TpmPolicy::Off {
         wait_for_tpm(&cmdline)?;
     }
+    let lap = Instant::now();
     let m = measurer.insert(Measurer::open(config.tpm, config.pcr).map_err(InitError::Measure)?);
+    let tpm_open = lap.elapsed();
 
     // A malformed command line is known before waiting for any disk.
+    let lap = Instant::now();
     let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
+    let parse = parse + lap.elapsed();
+    let lap = Instant::now();
     mount_real_root(&cmdline)?;
+    log::info!("real root ready in {} ms", lap.elapsed().as_millis());
     let opts = SetupOptions {
         layout: Layout {
             sysroot: SYSROOT.into(),
@@ -145,16 +163,19 @@ fn boot(
     };
     let booted = setup::setup_root(&refs, &opts, m).map_err(InitError::Setup)?;
     log::info!(
-        "mounted {} ({}, overlay {:?}) at {SYSROOT}: verify {} ms, mount {} ms, measure {} ms, \
-         total since start {} ms",
+        "mounted {} ({}, overlay {:?}) at {SYSROOT}",
         booted.image_ref.digest,
         booted.assembled.backing,
         booted.assembled.layers,
-        booted.timings.verify.as_millis(),
-        booted.timings.mount.as_millis(),
-        booted.timings.measure.as_millis(),
-        started.elapsed().as_millis()
     );
+    // total also holds the early mounts, module loading and the root device.
+    let timings = setup::Timings {
+        parse,
+        tpm_open,
+        total: started.elapsed(),
+        ..booted.timings
+    };
+    log::info!("timings: {timings}");
     switch_root(&cmdline)
 }
 

@@ -188,6 +188,15 @@ impl Measurer {
     }
 }
 
+/// A refusal before the configuration could say which PCR to use (it is
+/// the configuration that is broken): cap the default PCR, best effort,
+/// so that even this boot cannot unseal what a good boot would.
+pub fn cap_default_pcr() {
+    if let Ok(mut m) = Measurer::open(TpmPolicy::Auto, crate::config::DEFAULT_PCR) {
+        m.cap();
+    }
+}
+
 fn bank_names(banks: &[HashAlg]) -> String {
     banks
         .iter()

@@ -85,8 +85,19 @@ impl SwtpmProcess {
         self.dir.path().join("data")
     }
 
+    /// swtpm binds its socket before it listens: on a busy machine the
+    /// first connections can be refused for a moment.
     fn tpm(&self) -> Tpm {
-        Tpm::swtpm(&self.data()).unwrap()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Tpm::swtpm(&self.data()) {
+                Ok(tpm) => return tpm,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("cannot connect to swtpm at {}: {e}", self.data().display()),
+            }
+        }
     }
 }
 

@@ -24,6 +24,19 @@ installkernel() {
     # The TPM drivers, so the measurement does not depend on host-only
     # detection (built in on most x86 kernels, modules on arm64).
     hostonly='' instmods -s tpm_tis tpm_tis_core tpm_crb
+    # Loaded by systemd-modules-load before sysroot.mount, so that veriroot
+    # does not wait for on-demand loading (measured: ~1 s under TCG), and
+    # fs-verity, which binds its hash implementation at first use for the
+    # whole boot, gets the SIMD one instead of sha256-generic. Only modules
+    # this kernel has are listed: a missing one would fail the service.
+    local m conf="$initdir/etc/modules-load.d/veriroot.conf"
+    mkdir -p "${conf%/*}"
+    : >"$conf"
+    for m in erofs overlay sha256_ssse3 sha512_ssse3 sha2_ce sha512_ce; do
+        if hostonly='' instmods -s "$m"; then
+            echo "$m" >>"$conf"
+        fi
+    done
 }
 
 # called by dracut

@@ -13,7 +13,9 @@
 #   #    VM_CONSOLE      ttyS0 | ttyAMA0
 #   #    VM_TPM_DEVICE   tpm-tis (ISA, ACPI) | tpm-tis-device (MMIO, device tree)
 #   #    ARCH_MODULES    modules the guest needs beyond the harness's own: the
-#   #                    arm64 cloud kernel has the TPM TIS driver as a module
+#   #                    SIMD SHA-2 (fs-verity keeps the implementation it finds
+#   #                    at its first check: sha*-generic without them), and on
+#   #                    arm64 the TPM TIS driver, a module in its cloud kernel
 #   arch_apt CMD ARGS...         apt-get/apt-cache for DEB_ARCH's packages: for a
 #                                foreign architecture, with private lists in the
 #                                cache (no `dpkg --add-architecture` on the host)
@@ -35,14 +37,14 @@ arch_select() {
 	x86_64)
 		DEB_ARCH=amd64 VM_QEMU=$_ARCH_VM_QEMU_X86 VM_CONSOLE=ttyS0 VM_TPM_DEVICE=tpm-tis
 		VM_MACHINE=(-accel tcg -cpu max)
-		ARCH_MODULES=''
+		ARCH_MODULES='sha256_ssse3 sha512_ssse3'
 		;;
 	aarch64)
 		# pauth-impdef: QEMU's own pointer-authentication hash instead of
 		# QARMA, which TCG emulates slowly (QEMU docs, "cpu-features").
 		DEB_ARCH=arm64 VM_QEMU=qemu-system-aarch64 VM_CONSOLE=ttyAMA0 VM_TPM_DEVICE=tpm-tis-device
 		VM_MACHINE=(-M virt -accel tcg -cpu max,pauth-impdef=on)
-		ARCH_MODULES='tpm_tis'
+		ARCH_MODULES='tpm_tis sha2_ce sha512_ce'
 		;;
 	*)
 		echo "arch: unknown architecture '$1' (known: ${ARCHES[*]})" >&2

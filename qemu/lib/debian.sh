@@ -220,13 +220,41 @@ _debian_dracut() {
 	fi
 	rm -rf "$tree/etc/veriroot"
 	_debian_chroot "$tree" lsinitrd "$img" >"$out.lsinitrd" 2>&1 || return 1
+	_debian_chroot "$tree" lsinitrd -f etc/modules-load.d/veriroot.conf "$img" >"$out.modules-load" 2>&1 ||
+		return 1
 	mv "$tree$img" "$out"
-	_debian_check_initramfs "$out.lsinitrd" "$conf"
+	_debian_check_initramfs "$out.lsinitrd" "$conf" "$out.modules-load"
 }
 
-# _debian_check_initramfs LSINITRD_OUTPUT CONF: veriroot's module is really in.
+# _debian_module_size TREE KVER DIR: what veriroot's dracut module adds to
+# the default initramfs: the same dracut run with the module omitted.
+# Recorded in DIR/sizes and the harness log (docs/benchmarks.md).
+_debian_module_size() {
+	local tree=$1 kver=$2 dir=$3 img=/var/tmp/vt-initramfs-without.img with without
+	if ! _debian_chroot "$tree" dracut --no-hostonly --force --kver "$kver" --omit veriroot \
+		--include /var/tmp/vt-initrd / "$img" >"$dir/initramfs-without.dracut.log" 2>&1; then
+		tail -n 20 "$dir/initramfs-without.dracut.log" >&2
+		return 1
+	fi
+	with=$(stat -c %s "$dir/initramfs-default.img") || return 1
+	without=$(stat -c %s "$tree$img") || return 1
+	rm -f "$tree$img"
+	printf 'initramfs-default %s\ninitramfs-without-veriroot %s\nveriroot-module %s\n' \
+		"$with" "$without" "$((with - without))" >"$dir/sizes"
+	log "debian: initramfs $with bytes, $without without veriroot's dracut module: +$((with - without)) bytes"
+}
+
+# _debian_check_initramfs LSINITRD_OUTPUT CONF MODULES_LOAD: veriroot's
+# module is really in, and its modules-load.d entry names what it should
+# (for the trixie amd64 kernel, where all four are modules).
 _debian_check_initramfs() {
-	local list=$1 want
+	local list=$1 want m
+	for m in erofs overlay sha256_ssse3 sha512_ssse3; do
+		grep -qx "$m" "$3" || {
+			echo "debian: the initramfs's modules-load.d/veriroot.conf lacks $m (see $3)" >&2
+			return 1
+		}
+	done
 	for want in '^veriroot$' ' usr/bin/veriroot$' ' usr/lib/systemd/system/veriroot-setup-root.service$' \
 		' etc/systemd/system/initrd-root-fs.target.wants/veriroot-setup-root.service -> ' \
 		' etc/systemd/system/emergency.target.wants/vt-emergency.service -> '; do
@@ -262,6 +290,7 @@ _debian_build_into() {
 		_debian_time "dracut-$variant" "$t" _debian_dracut "$tree" "$kver" "$variant" \
 			"$dir/initramfs-$variant.img" || return 1
 	done
+	_debian_time dracut-without "$t" _debian_module_size "$tree" "$kver" "$dir" || return 1
 	rm -rf "$tree/var/tmp/vt-initrd"
 	local left
 	left=$(find "$tree/var/tmp" "$tree/tmp" -mindepth 1 -maxdepth 1 -printf '%p ')
@@ -374,6 +403,7 @@ debian_boot() {
 		[ ! -f "$vt" ] || tr -d '\r\000' <"$vt"
 	} >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw" "$vt"
 	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
+	record_timings
 	started=$(grep -a -m1 '^VT-INFO: Startup finished' "$BOOT_LOG" | sed 's/^VT-INFO: //; s/ *$//')
 	log "debian: boot $BOOT_N ($variant): ${started:-the Debian system did not start}; $(
 		grep -a -o 'rc=[0-9]*, .* after [0-9.]* s' "$BOOT_LOG" | tail -n 1

@@ -108,6 +108,15 @@ _boot() {
 	# The console has CRs, NULs and firmware escapes: keep plain text.
 	tr -d '\r\000' <"$BOOT_LOG.raw" >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw"
 	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
+	record_timings
+}
+
+# record_timings: veriroot's stage timings of this boot, one line per boot,
+# appended to the scenario's "timings" artifact (nothing if it did not mount).
+record_timings() {
+	local line
+	line=$(grep -a -o 'timings: parse .*' "$BOOT_LOG" | tail -n 1) || return 0
+	echo "boot $BOOT_N: ${line#timings: }" >>"$SCENARIO_DIR/timings"
 }
 
 # _expect_lines REGEX...: each must match a line of this boot's log.
