@@ -27,69 +27,25 @@ export VERIROOT_DIR
 # shellcheck source=qemu/lib/scenario.sh
 source qemu/lib/scenario.sh
 
+# shellcheck source=qemu/lib/peer.sh
+source qemu/lib/peer.sh
+
 ROUNDS=${ROUNDS:-7}
-PEER_VERSION=0.9.4
-PEER=$VERIROOT_CACHE/peer/composefs-setup-root-$PEER_VERSION/bin/composefs-setup-root
 OUT=$VERIROOT_DIR/target/bench/boot
 SCENARIO=bench-boot
 SCENARIO_DIR=$(vm_scenario_dir "$SCENARIO")
 
-# The peer from the crate registry, as users get it. It links OpenSSL, so
-# it is the glibc build (the musl target needs a vendored OpenSSL): its
-# shared libraries go into the initrd with it.
-peer_build() {
-	[ -x "$PEER" ] && return 0
-	log "building composefs-setup-root $PEER_VERSION with cargo install (a few minutes)"
-	cargo install --quiet --locked composefs-setup-root --version "$PEER_VERSION" \
-		--root "${PEER%/bin/*}"
-}
+prepare() { peer_prepare_disk; }
 
-# initrd_args_for_dynamic BIN DEST: --add arguments for BIN and its libraries.
-initrd_args_for_dynamic() {
-	local bin=$1 dest=$2 lib
-	printf '%s\n' --add "$bin:$dest"
-	while read -r lib; do
-		printf '%s\n' --add "$(readlink -f "$lib"):$lib"
-	done < <(ldd "$bin" | grep -o '/[^ ]*' | sort -u)
-}
-
-bench_initrd() {
-	local args
-	mapfile -t args < <(initrd_args_for_dynamic "$PEER" /bin/composefs-setup-root)
-	initrd_build "$WORK/initrd-bench.img" "$QEMU_DIR/guest/bench-init" --modules "$MODULES" \
-		--add "$VERIROOT_BIN:/bin/veriroot" --add /bin/busybox:/bin/busybox \
-		--symlink busybox:/bin/sh "${args[@]}"
-}
-
-# Both tools expect the deployment's state directories.
-prepare() { mkdir -p "$DISK_TREE/state/deploy/$DIGEST/etc" "$DISK_TREE/state/deploy/$DIGEST/var"; }
-
-# one_boot TOOL TPM(yes|no) N: boots, checks the mount, records the time.
+# one_boot TOOL TPM(yes|no) N: one boot; records the run's time and stages.
 one_boot() {
-	local tool=$1 with_tpm=$2 n=$3 bootlog start end
+	local tool=$1 with_tpm=$2 n=$3 bootlog ms
 	bootlog=$OUT/$tool-$with_tpm-$n.log
-	local args=()
-	[ "$with_tpm" = no ] || args=(--tpm)
-	vm_boot --name "$SCENARIO" --initrd "$WORK/initrd-bench.img" --disk "$SCENARIO_DIR/disk.img" \
-		"${args[@]}" --append "root=LABEL=vt-root rw composefs=$DIGEST vt.tool=$tool" \
-		--timeout "$BOOT_TIMEOUT" --log "$bootlog.raw" || true
-	tr -d '\r\000' <"$bootlog.raw" >"$bootlog" && rm -f "$bootlog.raw"
-	grep -aq 'VT-BENCH: MOUNTED' "$bootlog" || {
-		echo "boot.sh: $tool did not mount the verified image (see $bootlog):" >&2
-		grep -a -E 'VT-BENCH|refusing' "$bootlog" | head -n 20 >&2
+	ms=$(peer_boot "$tool" "$with_tpm" "$bootlog") || {
+		echo "boot.sh: $ms" >&2
 		return 1
 	}
-	# The same job: /etc overlaid and /var bound from the deployment's state.
-	local want
-	for want in ' /sysroot/etc overlay ' ' /sysroot/var '; do
-		grep -aq "VT-BENCH-MOUNT: .*$want" "$bootlog" || {
-			echo "boot.sh: $tool: no mount matching '$want' (see $bootlog)" >&2
-			return 1
-		}
-	done
-	start=$(grep -a -m1 'VT-BENCH-KMSG:.*vt-bench: start' "$bootlog" | sed 's/^[^[]*\[ *\([0-9.]*\)\].*/\1/')
-	end=$(grep -a -m1 'VT-BENCH-KMSG:.*vt-bench: end' "$bootlog" | sed 's/^[^[]*\[ *\([0-9.]*\)\].*/\1/')
-	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f\n", (e - s) * 1000 }' >>"$OUT/$tool-$with_tpm.ms"
+	echo "$ms" >>"$OUT/$tool-$with_tpm.ms"
 	# veriroot's own stage line: "parse X ms, verify X ms, mount X ms, tpm X ms (...), total X ms"
 	grep -a -o 'timings: parse .*' "$bootlog" >>"$OUT/$tool-$with_tpm.stages" || true
 }
@@ -100,9 +56,8 @@ stage() { grep -o "$1 [0-9.]*" "$2" | awk '{ print $2 }' | median; }
 range() { sort -n "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 
 main() {
-	peer_build
 	prepare_all
-	bench_initrd
+	peer_initrd
 	vm_scenario_reset "$SCENARIO"
 	rm -rf "$OUT"
 	mkdir -p "$OUT"

@@ -14,7 +14,7 @@ use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, CWD};
+use rustix::fs::{Mode, OFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
     mount_change, mount_remount, move_mount, open_tree, unmount, MountFlags, MountPropagationFlags,
@@ -23,8 +23,11 @@ use rustix::mount::{
 
 use std::fs::File;
 
+use crate::digest::Digest;
+use crate::extensions::{self, ExtensionError};
 use crate::mount::{self, ErofsBacking, LayerSyntax, MountError};
 use crate::state::{self, StateError};
+use crate::sysext::{ExtensionId, MergedExtension, SysextError};
 
 pub use crate::policy::{MountPolicy, StateMount};
 
@@ -46,6 +49,8 @@ pub enum AssembleError {
     MissingState {
         path: PathBuf,
     },
+    /// A system extension breaks one of the sysext rules.
+    Extension(Box<ExtensionError>),
 }
 
 impl fmt::Display for AssembleError {
@@ -57,6 +62,7 @@ impl fmt::Display for AssembleError {
                 write!(f, "{step} {} failed: {errno}", path.display())
             }
             AssembleError::Policy(e) => f.write_str(e),
+            AssembleError::Extension(e) => write!(f, "refusing a system extension: {e}"),
             AssembleError::MissingState { path } => write!(
                 f,
                 "{} does not exist: mount = \"bind\" needs the deployment's copy of the \
@@ -105,13 +111,27 @@ pub struct Source<'a> {
     pub digest_hex: &'a str,
     pub require_verity: bool,
     pub force_loop: bool,
+    /// System extension images named on the command line, verified like
+    /// `image`, lowest first; they lie above those the image lists.
+    pub extensions: &'a [ExtensionSource<'a>],
+    /// Opens and verifies an extension the root image lists
+    /// (`extensions::IMAGE_LIST`), as `extensions` were.
+    pub open_listed: &'a dyn Fn(&Digest) -> Result<File, String>,
+}
+
+/// One system extension image, already verified against its digest.
+pub struct ExtensionSource<'a> {
+    pub image: &'a File,
+    pub digest: &'a Digest,
 }
 
 /// How the kernel took it, for the log and `check`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Assembled {
     pub backing: ErofsBacking,
     pub layers: LayerSyntax,
+    /// The merged extensions, lowest first (the order they are measured in).
+    pub extensions: Vec<MergedExtension>,
 }
 
 /// The private tmpfs; detaching it detaches everything still below it.
@@ -235,10 +255,15 @@ pub fn stage(
     let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
     let erofs_dir = staging.mkdir("erofs")?;
     attach(&erofs, &erofs_dir)?;
+    let (ext_dirs, merged) = stage_extensions(&staging, source, &erofs_dir)?;
+    // One overlay: extensions above the root image, the topmost first.
+    let mut lowers: Vec<&Path> = ext_dirs.iter().rev().map(PathBuf::as_path).collect();
+    lowers.push(&erofs_dir);
     let (root, layers) = mount::composefs_overlay(
-        &erofs_dir,
+        &lowers,
         source.objects,
-        source.digest_hex,
+        // bootc reads this source back to learn which image was booted.
+        &format!("composefs:{}", source.digest_hex),
         source.require_verity,
     )?;
     let root_dir = staging.mkdir("root")?;
@@ -284,8 +309,107 @@ pub fn stage(
         staging,
         root_dir,
         sysroot: layout.sysroot.clone(),
-        assembled: Assembled { backing, layers },
+        assembled: Assembled {
+            backing,
+            layers,
+            extensions: merged,
+        },
     })
+}
+
+/// Mounts each extension's EROFS in the staging area and checks it
+/// against the sysext rules, reading through private `verity=require`
+/// overlays that are never attached. Returns the EROFS mount points,
+/// lowest first, for the root's overlay.
+fn stage_extensions(
+    staging: &Staging,
+    source: &Source<'_>,
+    root_erofs: &Path,
+) -> Result<(Vec<PathBuf>, Vec<MergedExtension>), AssembleError> {
+    let ext_err = |e| AssembleError::Extension(Box::new(e));
+    let view = |dir: &Path| {
+        mount::composefs_overlay(
+            &[dir],
+            source.objects,
+            "veriroot-inspect",
+            source.require_verity,
+        )
+        .map(|(m, _)| m)
+    };
+    // Most images list nothing and most command lines name nothing: then
+    // no overlay is mounted just to look (it costs a mount in every boot).
+    let erofs_dir = rustix::fs::open(
+        root_erofs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| step("open", root_erofs, e))?;
+    let has_list = extensions::has_image_list(&erofs_dir).map_err(ext_err)?;
+    drop(erofs_dir);
+    if !has_list && source.extensions.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let root_view = view(root_erofs)?;
+    let listed = extensions::image_list(&root_view).map_err(ext_err)?;
+    if listed.is_empty() && source.extensions.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let root_release = extensions::root_release(&root_view).map_err(ext_err)?;
+    drop(root_view);
+    let mut listed_files = Vec::new();
+    for digest in &listed {
+        if source.extensions.iter().any(|e| e.digest == digest) {
+            return Err(ext_err(ExtensionError::ListedTwice {
+                digest: digest.to_string(),
+            }));
+        }
+        let file = (source.open_listed)(digest).map_err(|problem| {
+            ext_err(ExtensionError::Listed {
+                digest: digest.to_string(),
+                problem,
+            })
+        })?;
+        listed_files.push(file);
+    }
+    if !listed.is_empty() {
+        log::info!(
+            "the root image lists {} system extension(s) in /{}",
+            listed.len(),
+            extensions::IMAGE_LIST
+        );
+    }
+    // Lowest first: the image's own list, then the command line's.
+    let all: Vec<(&File, &Digest)> = listed_files
+        .iter()
+        .zip(&listed)
+        .chain(source.extensions.iter().map(|e| (e.image, e.digest)))
+        .collect();
+    let mut dirs = Vec::new();
+    let mut merged: Vec<MergedExtension> = Vec::new();
+    for (i, (image, digest)) in all.into_iter().enumerate() {
+        let (erofs, _) = mount::erofs(image, source.force_loop)?;
+        let dir = staging.mkdir(&format!("sysext-{i}"))?;
+        attach(&erofs, &dir)?;
+        let id = ExtensionId {
+            name: None,
+            digest: digest.clone(),
+        };
+        let name = extensions::inspect(view(&dir)?, id, &root_release).map_err(ext_err)?;
+        if let Some(first) = merged.iter().find(|m| m.name == name) {
+            return Err(ext_err(ExtensionError::Rule(SysextError::DuplicateName {
+                name,
+                first: first.digest.clone(),
+                second: digest.clone(),
+            })));
+        }
+        log::info!("system extension '{name}' ({digest}) passes the sysext rules");
+        merged.push(MergedExtension {
+            name,
+            digest: digest.clone(),
+        });
+        dirs.push(dir);
+    }
+    Ok((dirs, merged))
 }
 
 /// The state directory a mode needs on the real root, created where that

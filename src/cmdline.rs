@@ -5,6 +5,8 @@
 //! - `composefs.digest=v1-sha256-12:<hex>` / `v2-sha512-12:<hex>`: EROFS
 //!   format version, hash, log2 of the fs-verity block size (only 12).
 //! - A `?` right after `=` asks for insecure mode (no fs-verity required).
+//! - `veriroot.sysext=<hex>[,<hex>...]`, repeatable: system extensions to
+//!   merge, in stacking order (first named = lowest), see docs/sysext.md.
 
 use std::fmt;
 
@@ -53,6 +55,10 @@ const COMPOSEFS: &str = "composefs";
 const COMPOSEFS_DIGEST: &str = "composefs.digest";
 const EXPECT_COMPOSEFS: &str = "composefs=[?]<64 or 128 hex digits>";
 const EXPECT_DIGEST: &str = "composefs.digest=[?]v{1,2}-sha{256,512}-12:<hex>";
+/// The system extensions to merge (ours; no peer defines one).
+pub const SYSEXT: &str = "veriroot.sysext";
+const EXPECT_SYSEXT: &str =
+    "veriroot.sysext=<hex>[,<hex>...] (fs-verity digests, 64 or 128 hex digits, as the root's)";
 
 impl Cmdline {
     /// Splits like the kernel and systemd: on whitespace, double quotes
@@ -136,6 +142,50 @@ impl Cmdline {
             });
         }
         Ok(refs)
+    }
+}
+
+impl Cmdline {
+    /// Whether any `veriroot.sysext` is given, well-formed or not: such a
+    /// boot also caps the extensions' PCR when it is refused.
+    pub fn names_sysexts(&self) -> bool {
+        self.params.iter().any(|(k, _)| k == SYSEXT)
+    }
+
+    /// Every digest of every `veriroot.sysext=`, in command-line order,
+    /// which is the stacking order (the first is the lowest layer). Each
+    /// must be a plain digest: no `?` (an extension's own trust is never
+    /// weaker than the root's), no empty items. Duplicates are refused:
+    /// one image cannot be two layers.
+    pub fn sysext_digests(&self) -> Result<Vec<Digest>, MalformedArg> {
+        let mut digests: Vec<Digest> = Vec::new();
+        for (key, value) in self.params.iter().filter(|(k, _)| k == SYSEXT) {
+            let source = match value {
+                Some(v) => format!("{key}={v}"),
+                None => key.clone(),
+            };
+            let malformed = |problem: String| MalformedArg {
+                arg: source.clone(),
+                expected: EXPECT_SYSEXT,
+                problem,
+            };
+            let value = value
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| malformed("no value".into()))?;
+            for item in value.split(',') {
+                if item.is_empty() {
+                    return Err(malformed("an empty item in the list".into()));
+                }
+                let digest =
+                    Digest::from_hex(item).map_err(|e| malformed(format!("'{item}': {e}")))?;
+                if digests.contains(&digest) {
+                    return Err(malformed(format!("'{item}' is named twice")));
+                }
+                digests.push(digest);
+            }
+        }
+        Ok(digests)
     }
 }
 
@@ -297,6 +347,53 @@ mod tests {
             "{}",
             err.problem
         );
+    }
+
+    #[test]
+    fn sysexts_in_stated_order_over_repeats_and_commas() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let c = "c".repeat(64);
+        let cmd = Cmdline::parse(&format!(
+            "veriroot.sysext={a},{b} composefs={H256} veriroot.sysext={c}"
+        ));
+        assert!(cmd.names_sysexts());
+        let hex: Vec<String> = cmd
+            .sysext_digests()
+            .unwrap()
+            .iter()
+            .map(Digest::to_hex)
+            .collect();
+        assert_eq!(hex, [a, b, c]);
+        let none = Cmdline::parse(&format!("composefs={H256}"));
+        assert!(!none.names_sysexts());
+        assert_eq!(none.sysext_digests(), Ok(vec![]));
+        let long = Cmdline::parse(&format!("veriroot.sysext={}", h512()));
+        assert_eq!(
+            long.sysext_digests().unwrap()[0].algorithm(),
+            Algorithm::Sha512
+        );
+    }
+
+    #[test]
+    fn malformed_sysexts_name_the_argument() {
+        let a = "a".repeat(64);
+        let cases = [
+            ("veriroot.sysext".to_string(), "no value"),
+            ("veriroot.sysext=".to_string(), "no value"),
+            (format!("veriroot.sysext={a},"), "empty item"),
+            (format!("veriroot.sysext=?{a}"), "'?"),
+            ("veriroot.sysext=abc".to_string(), "3 hex digits"),
+            (format!("veriroot.sysext={a},{a}"), "named twice"),
+        ];
+        for (arg, problem) in cases {
+            let c = Cmdline::parse(&format!("composefs={H256} {arg}"));
+            assert!(c.names_sysexts(), "{arg}");
+            let err = c.sysext_digests().unwrap_err();
+            assert_eq!(err.arg, arg);
+            assert!(err.problem.contains(problem), "{arg}: {}", err.problem);
+            assert!(err.to_string().contains("veriroot.sysext=<hex>"), "{err}");
+        }
     }
 
     #[test]

@@ -8,11 +8,12 @@ use std::time::Instant;
 use crate::assemble::Layout;
 use crate::cmdline::{Cmdline, ImageRef};
 use crate::config::Config;
-use crate::digest::Algorithm;
+use crate::digest::{Algorithm, Digest};
 use crate::eventlog::{self, Content};
 use crate::hash::HashAlg;
 use crate::measure::{self, hex, Event, Measurer};
 use crate::setup::{self, SetupOptions};
+use crate::sysext::{MergedExtension, SYSEXT_PCR};
 use crate::tpm::Tpm;
 use crate::{check, enable, logger};
 
@@ -50,6 +51,7 @@ pub fn setup_root(
     let mut measurer = Measurer::open(config.tpm, config.pcr).map_err(|e| refuse(&e))?;
     let tpm_open = started.elapsed() - config_parsed;
     let result = read_cmdline(cmdline).and_then(|cmdline| {
+        let sysexts = setup::sysexts(&cmdline, &mut measurer).map_err(|e| refuse(&e))?;
         let refs = setup::image_refs(&cmdline).map_err(|e| refuse(&e))?;
         let parse = started.elapsed() - tpm_open;
         let opts = SetupOptions {
@@ -60,13 +62,15 @@ pub fn setup_root(
             },
             policy: config.policy,
             force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
+            sysexts,
         };
         let booted = setup::setup_root(&refs, &opts, &mut measurer).map_err(|e| refuse(&e))?;
         log::info!(
-            "mounted {} ({}) at {}",
+            "mounted {} ({}) at {}{}",
             booted.image_ref.digest,
             booted.assembled.backing,
             opts.layout.sysroot.display(),
+            describe_extensions(&booted.assembled.extensions)
         );
         let timings = setup::Timings {
             parse,
@@ -81,6 +85,22 @@ pub fn setup_root(
         measurer.cap();
     }
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The merged extensions for the "mounted" log line, lowest first; empty
+/// without any (one line, not one per extension: /dev/kmsg rate-limits).
+pub fn describe_extensions(extensions: &[crate::sysext::MergedExtension]) -> String {
+    if extensions.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = extensions
+        .iter()
+        .map(|e| format!("'{}' ({})", e.name, e.digest))
+        .collect();
+    format!(
+        "; system extensions merged, lowest first: {}",
+        list.join(", ")
+    )
 }
 
 pub fn check(sysroot: &Path, cmdline: Option<String>) -> Result<ExitCode, String> {
@@ -125,6 +145,8 @@ pub struct PredictArgs {
     pub banks: Vec<HashAlg>,
     pub failure: bool,
     pub json: bool,
+    /// `--sysext NAME:HEX`, lowest first.
+    pub sysexts: Vec<String>,
 }
 
 /// `veriroot predict`: PCR values after a veriroot boot, from reset.
@@ -154,11 +176,34 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, String> {
     if args.var.is_some() {
         config.policy.var = o.policy.var;
     }
+    let sysexts = args
+        .sysexts
+        .iter()
+        .map(|s| parse_sysext_arg(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let events: Vec<Event> = if args.failure {
-        vec![measure::failure_event(config.pcr)]
+        let also: &[u32] = if sysexts.is_empty() {
+            &[]
+        } else {
+            &[SYSEXT_PCR]
+        };
+        measure::failure_events(config.pcr, also)
     } else {
         let image = image_for_prediction(&args)?;
-        measure::success_events(config.pcr, &image, config.policy)
+        if let Some(e) = sysexts
+            .iter()
+            .find(|e| e.digest.algorithm() != image.digest.algorithm())
+        {
+            return Err(format!(
+                "--sysext {}: a {} digest, but the image's is {}",
+                e.name,
+                e.digest.algorithm(),
+                image.digest.algorithm()
+            ));
+        }
+        let mut events = measure::success_events(config.pcr, &image, config.policy);
+        events.extend(measure::sysext_events(&sysexts));
+        events
     };
     let banks = if args.banks.is_empty() {
         HashAlg::ALL.to_vec()
@@ -175,6 +220,20 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, String> {
         print_values(&values);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME:HEX`: an extension's name (from its extension-release file) and
+/// the digest it is named by on the command line.
+fn parse_sysext_arg(arg: &str) -> Result<MergedExtension, String> {
+    let (name, hex) = arg
+        .split_once(':')
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("--sysext {arg}: expected NAME:HEX"))?;
+    let digest = Digest::from_hex(hex).map_err(|e| format!("--sysext {arg}: {e}"))?;
+    Ok(MergedExtension {
+        name: name.to_owned(),
+        digest,
+    })
 }
 
 fn image_for_prediction(args: &PredictArgs) -> Result<ImageRef, String> {
@@ -289,6 +348,19 @@ mod tests {
 
     fn record(pcr: u32, s: &str) -> Record {
         Record::measure_string(pcr, &[HashAlg::Sha256], s, None)
+    }
+
+    #[test]
+    fn sysext_argument_is_name_and_digest() {
+        let hex = "ab".repeat(32);
+        let e = parse_sysext_arg(&format!("tools:{hex}")).unwrap();
+        assert_eq!(e.name, "tools");
+        assert_eq!(e.digest.to_hex(), hex);
+        assert!(parse_sysext_arg(&hex).unwrap_err().contains("NAME:HEX"));
+        assert!(parse_sysext_arg(&format!(":{hex}")).is_err());
+        assert!(parse_sysext_arg("tools:abc")
+            .unwrap_err()
+            .contains("3 hex digits"));
     }
 
     #[test]

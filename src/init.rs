@@ -117,6 +117,7 @@ fn boot(
     measurer: &mut Option<Measurer>,
 ) -> Result<std::convert::Infallible, InitError> {
     early_mounts()?;
+    let kmsg_limited = lift_kmsg_ratelimit();
     crate::logger::init(true, false);
     let lap = Instant::now();
     let text = std::fs::read_to_string("/proc/cmdline").map_err(InitError::Cmdline)?;
@@ -147,6 +148,7 @@ fn boot(
 
     // A malformed command line is known before waiting for any disk.
     let lap = Instant::now();
+    let sysexts = setup::sysexts(&cmdline, m).map_err(InitError::Setup)?;
     let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
     let parse = parse + lap.elapsed();
     let lap = Instant::now();
@@ -160,13 +162,15 @@ fn boot(
         },
         policy: config.policy,
         force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
+        sysexts,
     };
     let booted = setup::setup_root(&refs, &opts, m).map_err(InitError::Setup)?;
     log::info!(
-        "mounted {} ({}, overlay {:?}) at {SYSROOT}",
+        "mounted {} ({}, overlay {:?}) at {SYSROOT}{}",
         booted.image_ref.digest,
         booted.assembled.backing,
         booted.assembled.layers,
+        crate::commands::describe_extensions(&booted.assembled.extensions)
     );
     // total also holds the early mounts, module loading and the root device.
     let timings = setup::Timings {
@@ -176,6 +180,9 @@ fn boot(
         ..booted.timings
     };
     log::info!("timings: {timings}");
+    if kmsg_limited {
+        restore_kmsg_ratelimit();
+    }
     switch_root(&cmdline)
 }
 
@@ -270,6 +277,26 @@ fn wait_for_tpm(cmdline: &Cmdline) -> Result<(), InitError> {
         timeout.as_secs()
     );
     Ok(())
+}
+
+const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
+
+/// By default (`printk.devkmsg=ratelimit`) the kernel drops a /dev/kmsg
+/// writer's lines beyond 10 in 5 s, silently: with system extensions the
+/// dropped lines would be the measurements. As PID 1 veriroot owns the
+/// boot until it execs init, so it lifts the limit and restores it before.
+/// A value set on the command line is locked (EINVAL) and left alone.
+fn lift_kmsg_ratelimit() -> bool {
+    match std::fs::read_to_string(PRINTK_DEVKMSG) {
+        Ok(v) if v.trim() == "ratelimit" => std::fs::write(PRINTK_DEVKMSG, "on\n").is_ok(),
+        _ => false,
+    }
+}
+
+fn restore_kmsg_ratelimit() {
+    if let Err(e) = std::fs::write(PRINTK_DEVKMSG, "ratelimit\n") {
+        log::warn!("cannot restore {PRINTK_DEVKMSG} to ratelimit: {e}");
+    }
 }
 
 fn mount_real_root(cmdline: &Cmdline) -> Result<(), InitError> {

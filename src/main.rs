@@ -39,11 +39,14 @@ USAGE:
                                 blocks, no salt; default sha256) computed
                                 from its contents, as `fsverity digest` does.
   veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
-                   [--config FILE] [--pcr N] [--etc MODE] [--var MODE]
+                   [--sysext NAME:HEX]... [--config FILE] [--pcr N]
+                   [--etc MODE] [--var MODE]
                    [--banks sha1,sha256,sha384,sha512] [--json]
                                 the PCR values a veriroot boot of that image
-                                leaves (from reset), per bank; --failure: after
-                                a refused boot. --json: {\"sha256\":{\"15\":\"..\"}}.
+                                leaves (from reset), per bank; --sysext: with
+                                these system extensions merged, lowest first
+                                (PCR 13); --failure: after a refused boot.
+                                --json: {\"sha256\":{\"13\":\"..\",\"15\":\"..\"}}.
   veriroot log [FILE] [--json] [--no-tpm]
                                 parse and replay systemd's measurement log
                                 (default /run/log/systemd/tpm2-measure.log) and
@@ -58,6 +61,15 @@ KERNEL COMMAND LINE:
   root= rootfstype= rootflags= ro rw init=
                                 as for the kernel (PID 1 mode; root= takes
                                 /dev/NAME, UUID=, LABEL=).
+  veriroot.sysext=<hex>[,<hex>...]
+                                system extensions (composefs images in the same
+                                repository, same digest kind as the root's),
+                                repeatable; merged into the root's overlay in
+                                the order named (first = lowest), verified and
+                                checked against systemd-sysext's rules, each
+                                measured into PCR 13. The root image may list
+                                more (lower) in /usr/lib/veriroot/extensions.
+                                See docs/sysext.md.
   veriroot.root-timeout=SECS    wait for root= (default 30).
   veriroot.erofs=loop           mount the image through a loop device even
                                 where the kernel takes files.
@@ -139,6 +151,7 @@ fn parse_args() -> Result<Command, lexopt::Error> {
         banks: Vec::new(),
         failure: false,
         json: false,
+        sysexts: Vec::new(),
     };
     let mut no_tpm = false;
     while let Some(arg) = parser.next()? {
@@ -171,6 +184,7 @@ fn parse_args() -> Result<Command, lexopt::Error> {
             ("predict", Long("digest")) => p.image = Some(parser.value()?.string()?),
             ("predict", Long("insecure")) => p.insecure = true,
             ("predict", Long("failure")) => p.failure = true,
+            ("predict", Long("sysext")) => p.sysexts.push(parser.value()?.string()?),
             ("predict", Long("pcr")) => p.pcr = Some(parser.value()?.parse()?),
             ("predict", Long("etc")) => p.etc = Some(parser.value()?.string()?),
             ("predict", Long("var")) => p.var = Some(parser.value()?.string()?),

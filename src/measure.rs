@@ -11,6 +11,7 @@ use crate::config::TpmPolicy;
 use crate::eventlog::{self, LogWriter, Record, VERIROOT_EVENT_TYPE};
 use crate::hash::{self, HashAlg};
 use crate::policy::MountPolicy;
+use crate::sysext::{MergedExtension, SYSEXT_PCR};
 use crate::tpm::{Tpm, TpmError};
 
 /// The string extended when a boot is refused. Once it is in the PCR, the
@@ -43,11 +44,37 @@ pub fn success_events(pcr: u32, image: &ImageRef, policy: MountPolicy) -> Vec<Ev
     ]
 }
 
+/// What each merged system extension measures, in stacking order (lowest
+/// first), into systemd's sysext PCR.
+pub fn sysext_events(extensions: &[MergedExtension]) -> Vec<Event> {
+    extensions
+        .iter()
+        .map(|e| Event {
+            pcr: SYSEXT_PCR,
+            string: format!(
+                "veriroot:sysext:{}:{}:{}",
+                e.name,
+                e.digest.algorithm(),
+                e.digest.to_hex()
+            ),
+        })
+        .collect()
+}
+
 pub fn failure_event(pcr: u32) -> Event {
     Event {
         pcr,
         string: FAILURE_EVENT.to_owned(),
     }
+}
+
+/// What a refusal measures: the failure event into the main PCR, then
+/// into each other PCR the boot would have extended.
+pub fn failure_events(pcr: u32, also: &[u32]) -> Vec<Event> {
+    std::iter::once(pcr)
+        .chain(also.iter().copied().filter(|&p| p != pcr))
+        .map(failure_event)
+        .collect()
 }
 
 /// PCR values after `events`, per bank and PCR, from the reset value (all
@@ -99,6 +126,9 @@ pub struct Measurer {
     banks: Vec<HashAlg>,
     policy: TpmPolicy,
     pcr: u32,
+    /// PCRs capped on a refusal besides `pcr` (the sysext PCR when
+    /// extensions were asked for).
+    also_cap: Vec<u32>,
 }
 
 impl Measurer {
@@ -108,6 +138,7 @@ impl Measurer {
             banks: Vec::new(),
             policy,
             pcr,
+            also_cap: Vec::new(),
         };
         if policy == TpmPolicy::Off {
             return Ok(m);
@@ -178,11 +209,21 @@ impl Measurer {
         Ok(())
     }
 
+    /// A refusal caps `pcr` as well as the main PCR.
+    pub fn also_cap(&mut self, pcr: u32) {
+        if pcr != self.pcr && !self.also_cap.contains(&pcr) {
+            self.also_cap.push(pcr);
+        }
+    }
+
     /// On any refusal: best effort, since the boot is already failing.
     pub fn cap(&mut self) {
-        if self.tpm.is_some() {
-            if let Err(e) = self.measure(&failure_event(self.pcr)) {
-                log::error!("could not cap PCR {}: {e}", self.pcr);
+        if self.tpm.is_none() {
+            return;
+        }
+        for event in failure_events(self.pcr, &self.also_cap) {
+            if let Err(e) = self.measure(&event) {
+                log::error!("could not cap PCR {}: {e}", event.pcr);
             }
         }
     }
@@ -261,6 +302,41 @@ mod tests {
         );
         assert!(ev.iter().all(|e| e.pcr == 14));
         assert_eq!(failure_event(15).string, "veriroot:verification-failed");
+    }
+
+    #[test]
+    fn sysext_events_go_to_pcr_13_in_stacking_order() {
+        let d = |c: &str| crate::digest::Digest::from_hex(&c.repeat(64)).unwrap();
+        let ev = sysext_events(&[
+            MergedExtension {
+                name: "tools".into(),
+                digest: d("a"),
+            },
+            MergedExtension {
+                name: "opt".into(),
+                digest: d("b"),
+            },
+        ]);
+        assert_eq!(ev.len(), 2);
+        assert!(ev.iter().all(|e| e.pcr == 13));
+        assert_eq!(
+            ev[0].string,
+            format!("veriroot:sysext:tools:sha256:{}", "a".repeat(64))
+        );
+        assert_eq!(
+            ev[1].string,
+            format!("veriroot:sysext:opt:sha256:{}", "b".repeat(64))
+        );
+        // A refusal caps each PCR once, the main one first.
+        let caps = failure_events(15, &[13, 15]);
+        assert_eq!(caps.iter().map(|e| e.pcr).collect::<Vec<_>>(), [15, 13]);
+        assert!(caps.iter().all(|e| e.string == FAILURE_EVENT));
+        // Order matters: swapping the extensions changes PCR 13.
+        let swapped: Vec<Event> = ev.iter().rev().cloned().collect();
+        assert_ne!(
+            predict(&ev, &[HashAlg::Sha256]),
+            predict(&swapped, &[HashAlg::Sha256])
+        );
     }
 
     #[test]

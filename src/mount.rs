@@ -171,17 +171,19 @@ pub enum LayerSyntax {
     Legacy,
 }
 
-/// The composefs overlay, detached and read-only: the EROFS metadata layer
-/// over the object store as a data-only layer.
+/// The composefs overlay, detached and read-only: EROFS metadata layers
+/// (`lowers`, topmost first: system extensions above the root image) over
+/// the object store as the one data-only layer. Every layer's files are
+/// redirects into the same store, so `verity=require` covers them all.
+/// `source` is what /proc/self/mountinfo shows (`composefs:<hex>` for the root).
 pub fn composefs_overlay(
-    erofs: &Path,
+    lowers: &[&Path],
     objects: &OwnedFd,
-    digest_hex: &str,
+    source: &str,
     require_verity: bool,
 ) -> Result<(OwnedFd, LayerSyntax), MountError> {
     let ctx = FsContext::open("overlay")?;
-    // bootc reads this source back to learn which image was booted.
-    ctx.set("source", &format!("composefs:{digest_hex}"))?;
+    ctx.set("source", source)?;
     ctx.set("metacopy", "on")?;
     ctx.set("redirect_dir", "on")?;
     if require_verity {
@@ -190,15 +192,30 @@ pub fn composefs_overlay(
             e
         })?;
     }
-    let lower = path_str(erofs)?;
+    let lowers = lowers
+        .iter()
+        .map(|p| path_str(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some((first, rest)) = lowers.split_first() else {
+        return Err(MountError {
+            step: "overlay: no lower layer".into(),
+            errno: Errno::INVAL,
+            kernel_log: Vec::new(),
+            hint: None,
+        });
+    };
     let data = fd_path(objects.as_fd());
-    let syntax = match ctx.set("lowerdir+", lower) {
+    let syntax = match ctx.set("lowerdir+", first) {
         Ok(()) => {
+            for lower in rest {
+                ctx.set("lowerdir+", lower)?;
+            }
             ctx.set("datadir+", &data)?;
             LayerSyntax::Append
         }
         Err(e) if e.errno == Errno::INVAL => {
-            ctx.set("lowerdir", &format!("{lower}::{data}"))
+            // Legacy: `:` separates lower layers (topmost first), `::` the data layer.
+            ctx.set("lowerdir", &format!("{}::{data}", lowers.join(":")))
                 .map_err(|mut e| {
                     e.hint =
                         Some("the kernel's overlayfs has no data-only layers (needs Linux 6.5+)");

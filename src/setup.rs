@@ -5,10 +5,15 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::assemble::{self, AssembleError, Assembled, Layout, MountPolicy, Source};
+use crate::assemble::{
+    self, AssembleError, Assembled, ExtensionSource, Layout, MountPolicy, Source,
+};
 use crate::cmdline::{Cmdline, ImageRef, MalformedArg};
+use crate::digest::Digest;
 use crate::measure::{self, MeasureError, Measurer};
 use crate::repository::{self, RepoError, Repository};
+use crate::sysext::SYSEXT_PCR;
+use crate::verity;
 
 #[derive(Debug)]
 pub enum SetupError {
@@ -17,6 +22,18 @@ pub enum SetupError {
     Repository(RepoError),
     Assemble(AssembleError),
     Measure(MeasureError),
+    /// A `veriroot.sysext=` digest in another algorithm than the root's.
+    SysextAlgorithm {
+        sysext: Digest,
+        root: Digest,
+    },
+    /// A named extension image is not in the repository.
+    SysextMissing {
+        path: PathBuf,
+        named_by: &'static str,
+    },
+    /// An extension image failed the same check as the root image.
+    Sysext(RepoError),
 }
 
 impl fmt::Display for SetupError {
@@ -30,6 +47,22 @@ impl fmt::Display for SetupError {
             SetupError::Repository(e) => e.fmt(f),
             SetupError::Assemble(e) => write!(f, "mounting the verified root: {e}"),
             SetupError::Measure(e) => e.fmt(f),
+            SetupError::SysextAlgorithm { sysext, root } => write!(
+                f,
+                "veriroot.sysext={} is a {} digest but the root image's is {} ({root}): \
+                 extensions live in the root's repository and are named by the same kind \
+                 of digest",
+                sysext.to_hex(),
+                sysext.algorithm(),
+                root.algorithm()
+            ),
+            SetupError::SysextMissing { path, named_by } => write!(
+                f,
+                "the system extension {} named by {named_by} does not exist: add the image \
+                 to the repository or stop naming it there",
+                path.display()
+            ),
+            SetupError::Sysext(e) => write!(f, "system extension: {e}"),
         }
     }
 }
@@ -93,6 +126,8 @@ pub struct SetupOptions {
     pub policy: MountPolicy,
     /// Use a loop device even where the kernel takes files (tests the fallback).
     pub force_loop: bool,
+    /// System extensions from `veriroot.sysext=`, lowest first.
+    pub sysexts: Vec<Digest>,
 }
 
 /// The image references, or why the command line is unusable.
@@ -102,6 +137,56 @@ pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
         return Err(SetupError::NoImageRef);
     }
     Ok(refs)
+}
+
+/// Who named an extension, for messages.
+pub const KARG: &str = "veriroot.sysext=";
+const LISTED: &str = "the root image's /usr/lib/veriroot/extensions";
+
+/// The system extensions the command line names. When any
+/// `veriroot.sysext` is present, a refusal caps their PCR too, so this is
+/// asked before anything else can fail.
+pub fn sysexts(cmdline: &Cmdline, measurer: &mut Measurer) -> Result<Vec<Digest>, SetupError> {
+    if cmdline.names_sysexts() {
+        measurer.also_cap(SYSEXT_PCR);
+    }
+    cmdline.sysext_digests().map_err(SetupError::Cmdline)
+}
+
+/// Opens each extension image and checks its fs-verity digest exactly as
+/// the root's (missing, no fs-verity or a different digest: refused).
+pub fn verify_sysexts(
+    repo: &Repository,
+    root: &ImageRef,
+    digests: &[Digest],
+    named_by: &'static str,
+) -> Result<Vec<(std::fs::File, Digest)>, SetupError> {
+    let mut out = Vec::new();
+    for digest in digests {
+        if digest.algorithm() != root.digest.algorithm() {
+            return Err(SetupError::SysextAlgorithm {
+                sysext: digest.clone(),
+                root: root.digest.clone(),
+            });
+        }
+        let image_ref = ImageRef {
+            digest: digest.clone(),
+            insecure: root.insecure,
+            source: format!("veriroot.sysext={}", digest.to_hex()),
+        };
+        let (file, path) = repo
+            .open_image(&image_ref)
+            .map_err(SetupError::Sysext)?
+            .ok_or_else(|| SetupError::SysextMissing {
+                path: repo.image_path(digest),
+                named_by,
+            })?;
+        repository::verify_image(&path, &image_ref, &verity::measure(&file))
+            .map_err(SetupError::Sysext)?;
+        log::info!("verified system extension {} = {digest}", path.display());
+        out.push((file, digest.clone()));
+    }
+    Ok(out)
 }
 
 /// Verifies the image the command line names, mounts it in the staging
@@ -135,6 +220,11 @@ pub fn setup_root(
         );
     }
     let objects = repo.objects().map_err(SetupError::Repository)?;
+    let sysext_files = verify_sysexts(&repo, &image.image_ref, &opts.sysexts, KARG)?;
+    let extensions: Vec<ExtensionSource<'_>> = sysext_files
+        .iter()
+        .map(|(image, digest)| ExtensionSource { image, digest })
+        .collect();
     let verify = start.elapsed();
 
     let digest_hex = image.image_ref.digest.to_hex();
@@ -144,11 +234,30 @@ pub fn setup_root(
         digest_hex: &digest_hex,
         require_verity: !image.image_ref.insecure,
         force_loop: opts.force_loop,
+        extensions: &extensions,
+        open_listed: &|digest: &Digest| {
+            verify_sysexts(
+                &repo,
+                &image.image_ref,
+                std::slice::from_ref(digest),
+                LISTED,
+            )
+            .map(|mut found| found.remove(0).0)
+            .map_err(|e| e.to_string())
+        },
     };
-    let staged =
-        assemble::stage(&source, opts.policy, &opts.layout).map_err(SetupError::Assemble)?;
+    let staged = assemble::stage(&source, opts.policy, &opts.layout).map_err(|e| {
+        // An extension the image listed was refused: cap its PCR too.
+        if matches!(e, AssembleError::Extension(_)) {
+            measurer.also_cap(SYSEXT_PCR);
+        }
+        SetupError::Assemble(e)
+    })?;
     let staged_at = start.elapsed();
-    for event in measure::success_events(measurer.pcr(), &image.image_ref, opts.policy) {
+    let events = measure::success_events(measurer.pcr(), &image.image_ref, opts.policy)
+        .into_iter()
+        .chain(measure::sysext_events(&staged.assembled.extensions));
+    for event in events {
         measurer.measure(&event).map_err(SetupError::Measure)?;
     }
     let measure = start.elapsed() - staged_at;

@@ -375,6 +375,33 @@ debian_prepare() {
 	log "debian: disk tree ready, image sha512:$DIGEST, kernel $(cat "$DEBIAN_BUILD/kver")"
 }
 
+# debian_sysext_busybox DIR: a system extension made of a real Debian
+# package: busybox-static (a static binary, so any Debian release's works)
+# fetched with `apt-get download` from the host's archive into
+# $VERIROOT_CACHE/sysext/ (cached), unpacked with dpkg-deb. Only usr/ is
+# kept; a /bin file moves to /usr/bin, as on a merged-/usr system. Its
+# extension-release matches the Debian tree's os-release (ID=debian,
+# VERSION_ID=13). The tree's package list (DEBIAN_PACKAGES) is unchanged.
+debian_sysext_busybox() {
+	local dir=$1 cache=$VERIROOT_CACHE/sysext deb
+	mkdir -p "$cache"
+	deb=$(find "$cache" -maxdepth 1 -name 'busybox-static_*.deb' | sort | tail -n 1)
+	if [ -z "$deb" ]; then
+		(cd "$cache" && apt-get download busybox-static) >&2 || return 1
+		deb=$(find "$cache" -maxdepth 1 -name 'busybox-static_*.deb' | sort | tail -n 1)
+	fi
+	[ -n "$deb" ] || { echo "debian: no busybox-static package in $cache" >&2; return 1; }
+	rm -rf "$dir" "$dir.deb"
+	dpkg-deb -x "$deb" "$dir.deb" || return 1
+	mkdir -p "$dir/usr/bin" "$dir/usr/lib/extension-release.d"
+	[ ! -d "$dir.deb/usr" ] || cp -a "$dir.deb/usr/." "$dir/usr/"
+	[ ! -d "$dir.deb/bin" ] || cp -a "$dir.deb/bin/." "$dir/usr/bin/"
+	rm -rf "$dir.deb"
+	[ -x "$dir/usr/bin/busybox" ] || { echo "debian: $deb has no busybox binary" >&2; return 1; }
+	printf 'ID=debian\nVERSION_ID=13\n' >"$dir/usr/lib/extension-release.d/extension-release.vt-busybox"
+	log "debian: extension vt-busybox from ${deb##*/}: $(du -sh "$dir" | cut -f1)"
+}
+
 # debian_boot VARIANT KARGS: one boot of the scenario's disk with the trixie
 # kernel and VARIANT's initramfs; sets BOOT_N, BOOT_LOG, BOOT_RC as _boot.
 # The guest's second serial port (ttyS1) is the test channel: the guest
