@@ -17,13 +17,16 @@ use rustix::mount::{mount, mount_move, MountFlags};
 use crate::assemble::Layout;
 use crate::blockdev::{self, NotFound, RootSpec};
 use crate::cmdline::Cmdline;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, TpmPolicy};
+use crate::firmware;
 use crate::measure::{MeasureError, Measurer};
 use crate::modules::{self, ModuleError};
 use crate::setup::{self, SetupError, SetupOptions};
+use crate::tpm::transport::DEVICE_PATHS;
 
 const SYSROOT: &str = "/sysroot";
 const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TPM_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub enum InitError {
@@ -35,7 +38,11 @@ pub enum InitError {
     Modules(ModuleError),
     NoRoot,
     RootSpec(String),
-    RootTimeout(String),
+    /// `veriroot.root-timeout=` or `veriroot.tpm-timeout=` is not a number.
+    Seconds {
+        key: &'static str,
+        value: String,
+    },
     RootDevice(NotFound),
     RootMount {
         device: PathBuf,
@@ -66,7 +73,7 @@ impl fmt::Display for InitError {
                 "no root= on the kernel command line: add root=/dev/..., UUID= or LABEL=",
             ),
             RootSpec(e) => f.write_str(e),
-            RootTimeout(v) => write!(f, "veriroot.root-timeout={v} is not a number of seconds"),
+            Seconds { key, value } => write!(f, "{key}={value} is not a number of seconds"),
             RootDevice(e) => e.fmt(f),
             RootMount {
                 device,
@@ -132,6 +139,9 @@ fn boot(
         InitError::Config(e)
     })?;
     let parse = parse + lap.elapsed();
+    if config.tpm != TpmPolicy::Off {
+        wait_for_tpm(&cmdline)?;
+    }
     let lap = Instant::now();
     let m = measurer.insert(Measurer::open(config.tpm, config.pcr).map_err(InitError::Measure)?);
     let tpm_open = lap.elapsed();
@@ -219,6 +229,56 @@ fn early_mounts() -> Result<(), InitError> {
     Ok(())
 }
 
+/// A duration in whole seconds from the command line.
+fn seconds(cmdline: &Cmdline, key: &'static str, default: Duration) -> Result<Duration, InitError> {
+    match cmdline.value(key) {
+        Some(v) => v
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| InitError::Seconds {
+                key,
+                value: v.into(),
+            }),
+        None => Ok(default),
+    }
+}
+
+/// A TPM the firmware describes can appear after its module was loaded
+/// (deferred or asynchronous probe, e.g. behind an SPI controller): wait
+/// for its device, up to `veriroot.tpm-timeout=`, and if it never comes say
+/// which TPM is missing. The TPM policy then decides, as without a TPM.
+fn wait_for_tpm(cmdline: &Cmdline) -> Result<(), InitError> {
+    let present = || DEVICE_PATHS.iter().any(|p| Path::new(p).exists());
+    if present() {
+        return Ok(());
+    }
+    let Some(tpm) = firmware::described_tpm(Path::new("/sys")) else {
+        return Ok(());
+    };
+    let timeout = seconds(cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT)?;
+    log::info!(
+        "the firmware describes a TPM ({tpm}); waiting up to {} s for its device",
+        timeout.as_secs()
+    );
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(50));
+        if present() {
+            log::info!(
+                "TPM device appeared after {} ms",
+                start.elapsed().as_millis()
+            );
+            return Ok(());
+        }
+    }
+    log::warn!(
+        "the firmware describes a TPM ({tpm}) but no TPM device appeared within {} s: is its \
+         driver (tpm_tis, tpm_crb, ...) in the initrd?",
+        timeout.as_secs()
+    );
+    Ok(())
+}
+
 const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 
 /// By default (`printk.devkmsg=ratelimit`) the kernel drops a /dev/kmsg
@@ -242,10 +302,7 @@ fn restore_kmsg_ratelimit() {
 fn mount_real_root(cmdline: &Cmdline) -> Result<(), InitError> {
     let spec = RootSpec::parse(cmdline.value("root").ok_or(InitError::NoRoot)?)
         .map_err(InitError::RootSpec)?;
-    let timeout = match cmdline.value("veriroot.root-timeout") {
-        Some(v) => Duration::from_secs(v.parse().map_err(|_| InitError::RootTimeout(v.into()))?),
-        None => DEFAULT_ROOT_TIMEOUT,
-    };
+    let timeout = seconds(cmdline, "veriroot.root-timeout", DEFAULT_ROOT_TIMEOUT)?;
     let (device, info) = blockdev::wait_for(&spec, timeout).map_err(InitError::RootDevice)?;
     let fstype = cmdline
         .value("rootfstype")

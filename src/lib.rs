@@ -17,6 +17,7 @@ pub mod digest;
 pub mod enable;
 pub mod eventlog;
 pub mod extensions;
+pub mod firmware;
 pub mod fsverity;
 pub mod hash;
 pub mod init;
