@@ -73,13 +73,7 @@ pub fn setup_root(
             opts.layout.sysroot.display(),
             describe_extensions(&booted.assembled.extensions)
         );
-        let timings = setup::Timings {
-            parse,
-            tpm_open,
-            total: started.elapsed(),
-            ..booted.timings
-        };
-        log::info!("timings: {timings}");
+        booted.timings.log_final(parse, tpm_open, started);
         Ok(())
     });
     if result.is_err() {

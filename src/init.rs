@@ -173,13 +173,7 @@ fn boot(
         crate::commands::describe_extensions(&booted.assembled.extensions)
     );
     // total also holds the early mounts, module loading and the root device.
-    let timings = setup::Timings {
-        parse,
-        tpm_open,
-        total: started.elapsed(),
-        ..booted.timings
-    };
-    log::info!("timings: {timings}");
+    booted.timings.log_final(parse, tpm_open, started);
     if kmsg_limited {
         restore_kmsg_ratelimit();
     }

@@ -97,6 +97,20 @@ pub struct Timings {
     pub total: Duration,
 }
 
+impl Timings {
+    /// Adds the stages before `setup_root` and the total since `started`,
+    /// and logs the line.
+    pub fn log_final(self, parse: Duration, tpm_open: Duration, started: Instant) {
+        let all = Timings {
+            parse,
+            tpm_open,
+            total: started.elapsed(),
+            ..self
+        };
+        log::info!("timings: {all}");
+    }
+}
+
 impl fmt::Display for Timings {
     /// One line, stable for the harness and benches/boot.sh to parse.
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
