@@ -140,7 +140,8 @@ fn boot(
     })?;
     let parse = parse + lap.elapsed();
     if config.tpm != TpmPolicy::Off {
-        wait_for_tpm(&cmdline)?;
+        // Only a malformed veriroot.tpm-timeout= fails here: cap all the same.
+        wait_for_tpm(&cmdline).inspect_err(|_| crate::measure::cap_default_pcr())?;
     }
     let lap = Instant::now();
     let m = measurer.insert(Measurer::open(config.tpm, config.pcr).map_err(InitError::Measure)?);
