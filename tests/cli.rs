@@ -81,15 +81,27 @@ fn check_without_a_repository_fails_with_its_path() {
 
 #[test]
 fn setup_root_refuses_before_touching_anything_on_a_bad_cmdline() {
+    // Never the host's configuration or TPM: an empty file and a device
+    // that does not exist (no TPM: the refusal has nothing to cap).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("veriroot.conf");
+    std::fs::write(&config, "").unwrap();
     let (code, _, err) = veriroot(&[
         "setup-root",
         "--sysroot",
         "/nonexistent",
         "--cmdline",
         "quiet",
+        "--config",
+        config.to_str().unwrap(),
+        "--tpm2-device",
+        dir.path().join("tpmrm0").to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("names no composefs image"), "{err}");
+    assert!(
+        err.contains("refusing to boot: the kernel command line names no composefs image"),
+        "{err}"
+    );
 }
 
 #[test]

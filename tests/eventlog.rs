@@ -9,11 +9,11 @@ use std::thread;
 
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
-use veriroot::eventlog::{
+use veriroot::measure::eventlog::{
     boot_id, parse, replay, serialize, Appended, Content, ErrorKind, LogError, LogWriter, Record,
     SystemdContent, VERIROOT_EVENT_TYPE,
 };
-use veriroot::hash::HashAlg;
+use veriroot::measure::HashAlg;
 
 /// Written by systemd 257.13's `systemd-pcrextend` against a software TPM;
 /// see `tests/fixtures/README.md`.

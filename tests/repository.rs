@@ -6,8 +6,8 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use veriroot::cmdline::{Cmdline, ImageRef};
-use veriroot::repository::{select_image, RepoError, Repository};
+use veriroot::boot::cmdline::{Cmdline, ImageRef};
+use veriroot::boot::repository::{select_image, RepoError, Repository};
 
 const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use veriroot::hash::{self, HashAlg};
+use veriroot::measure::bank::{self as hash, HashAlg};
 use veriroot::tpm::marshal::{self, TPM_RS_PW, TPM_ST_NO_SESSIONS};
 use veriroot::tpm::rc::ResponseCode;
 use veriroot::tpm::transport::{Swtpm, Transport};

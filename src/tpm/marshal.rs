@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use crate::hash::HashAlg;
+use crate::measure::bank::HashAlg;
 
 use super::rc::ResponseCode;
 

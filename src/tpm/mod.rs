@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use rustix::io::Errno;
 
-use crate::hash::HashAlg;
+use crate::measure::bank::HashAlg;
 use marshal::{Command, MarshalError};
 use rc::ResponseCode;
-use transport::{Device, Swtpm, Transport, DEVICE_PATHS};
+use transport::{Device, Swtpm, Transport};
 
 /// Attempts for a command the TPM answers with TPM_RC_RETRY, TPM_RC_YIELDED
 /// or TPM_RC_TESTING (self-test after power-on); the waits between them
@@ -145,15 +145,12 @@ pub struct Tpm {
 }
 
 impl Tpm {
-    /// The kernel's TPM: `/dev/tpmrm0`, else `/dev/tpm0`. `None` if neither
+    /// The kernel's TPM: the first of `paths` (`/dev/tpmrm0`, `/dev/tpm0`:
+    /// `transport::DEVICE_PATHS`) that opens. `None` if none
     /// exists (or only a node with no driver behind it: ENODEV/ENXIO),
     /// which means this machine has no TPM; an error if one exists but
     /// cannot be opened (permissions, `/dev/tpm0` held by another process).
-    pub fn open() -> Result<Option<Tpm>, TpmError> {
-        Self::open_first(&DEVICE_PATHS.map(Path::new))
-    }
-
-    fn open_first(paths: &[&Path]) -> Result<Option<Tpm>, TpmError> {
+    pub fn open(paths: &[PathBuf]) -> Result<Option<Tpm>, TpmError> {
         let mut first_error = None;
         for path in paths {
             match Device::open(path) {
@@ -443,11 +440,11 @@ mod tests {
     fn no_device_is_none_and_an_unusable_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("tpmrm0");
-        assert!(Tpm::open_first(&[&missing, &dir.path().join("tpm0")])
+        assert!(Tpm::open(&[missing.clone(), dir.path().join("tpm0")])
             .unwrap()
             .is_none());
         // A directory cannot be opened read-write: EISDIR.
-        let e = Tpm::open_first(&[&missing, dir.path()]).err().unwrap();
+        let e = Tpm::open(&[missing, dir.path().to_owned()]).err().unwrap();
         assert!(matches!(e, TpmError::Open { .. }), "{e}");
         assert!(e.to_string().starts_with("cannot open TPM "), "{e}");
     }

@@ -1,0 +1,544 @@
+//! The composefs repository on the real root (composefs-rs layout):
+//!
+//! ```text
+//! composefs/meta.json            {"version":1,"algorithm":"fsverity-sha512-12",...}
+//! composefs/objects/XX/<rest>    content-addressed by fs-verity digest
+//! composefs/images/<hex>         -> ../objects/XX/<rest>, an EROFS image
+//! ```
+//!
+//! Opening an image is where trust is decided: in secure mode the kernel's
+//! fs-verity digest of the opened file must equal the one from the signed
+//! command line, or nothing is mounted.
+
+use std::fmt;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, FileType, Mode, OFlags, CWD};
+use rustix::io::Errno;
+
+use crate::boot::cmdline::ImageRef;
+use crate::fsverity::digest::{Algorithm, Digest};
+use crate::kernel::verity_ioctl::{self, Measured, VerityMeasureError};
+
+/// The highest `meta.json` version whose meaning we know.
+const META_VERSION: u64 = 1;
+
+#[derive(Debug)]
+pub enum RepoError {
+    Open {
+        path: PathBuf,
+        errno: Errno,
+    },
+    MetaMissing {
+        path: PathBuf,
+    },
+    MetaRead {
+        path: PathBuf,
+        errno: Errno,
+    },
+    MetaInvalid {
+        path: PathBuf,
+        problem: MetaError,
+    },
+    MetaVersion {
+        path: PathBuf,
+        found: u64,
+    },
+    MetaNoVerity {
+        path: PathBuf,
+        cause: VerityMeasureError,
+    },
+    AlgorithmMismatch {
+        path: PathBuf,
+        repository: Algorithm,
+        image_ref: ImageRef,
+    },
+    ImageOpen {
+        path: PathBuf,
+        errno: Errno,
+    },
+    ImageNotFile {
+        path: PathBuf,
+    },
+    ImageNoVerity {
+        path: PathBuf,
+        expected: Digest,
+        cause: VerityMeasureError,
+    },
+    DigestMismatch {
+        path: PathBuf,
+        expected: Digest,
+        found: Digest,
+    },
+    NoImage {
+        tried: Vec<PathBuf>,
+    },
+    Objects {
+        path: PathBuf,
+        errno: Errno,
+    },
+}
+
+impl fmt::Display for RepoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RepoError::*;
+        match self {
+            Open { path, errno } => write!(
+                f,
+                "cannot open the composefs repository {}: {errno}; is the real root mounted \
+                 and does it hold a composefs/ directory?",
+                path.display()
+            ),
+            MetaMissing { path } => write!(
+                f,
+                "{} does not exist: a secure boot needs the repository's meta.json with \
+                 fs-verity enabled (create it with `cfsctl init`, then run `veriroot \
+                 enable-verity` on the repository)",
+                path.display()
+            ),
+            MetaRead { path, errno } => write!(f, "cannot read {}: {errno}", path.display()),
+            MetaInvalid { path, problem } => write!(f, "{}: {problem}", path.display()),
+            MetaVersion { path, found } => write!(
+                f,
+                "{} has repository format version {found}; this veriroot understands \
+                 version {META_VERSION} at most: refusing it (update veriroot)",
+                path.display()
+            ),
+            MetaNoVerity { path, cause } => write!(
+                f,
+                "refusing a secure boot: the repository is not fs-verity protected: {}: \
+                 {cause}; run `veriroot enable-verity {}` on a kernel with fs-verity, or \
+                 boot with composefs=?<digest> to accept an unprotected repository",
+                path.display(),
+                path.parent().unwrap_or(path).display()
+            ),
+            AlgorithmMismatch {
+                path,
+                repository,
+                image_ref,
+            } => write!(
+                f,
+                "'{}' names a {} digest but the repository {} uses {}: the digest on the \
+                 command line must be the image's {} fs-verity digest",
+                image_ref.source,
+                image_ref.digest.algorithm(),
+                path.display(),
+                repository.repository_name(),
+                repository
+            ),
+            ImageOpen { path, errno } => write!(f, "cannot open image {}: {errno}", path.display()),
+            ImageNotFile { path } => {
+                write!(f, "image {} is not a regular file", path.display())
+            }
+            ImageNoVerity {
+                path,
+                expected,
+                cause,
+            } => write!(
+                f,
+                "refusing image {}: {cause}, so its digest cannot be checked against \
+                 {expected}; run `veriroot enable-verity {}` on a kernel with fs-verity",
+                path.display(),
+                path.parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(path)
+                    .display()
+            ),
+            DigestMismatch {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "refusing image {}: its fs-verity digest is {found} but the kernel command \
+                 line expects {expected}; the image was changed or replaced (rebuild it or \
+                 boot an entry whose composefs= names this image)",
+                path.display()
+            ),
+            NoImage { tried } => {
+                write!(
+                    f,
+                    "none of the images named on the kernel command line exists:"
+                )?;
+                for p in tried {
+                    write!(f, " {}", p.display())?;
+                }
+                write!(f, "; was the deployment written to this disk?")
+            }
+            Objects { path, errno } => {
+                write!(
+                    f,
+                    "cannot open the object store {}: {errno}",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RepoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RepoError::Open { errno, .. }
+            | RepoError::MetaRead { errno, .. }
+            | RepoError::ImageOpen { errno, .. }
+            | RepoError::Objects { errno, .. } => Some(errno),
+            RepoError::MetaInvalid { problem, .. } => Some(problem),
+            RepoError::MetaNoVerity { cause, .. } | RepoError::ImageNoVerity { cause, .. } => {
+                Some(cause)
+            }
+            RepoError::MetaMissing { .. }
+            | RepoError::MetaVersion { .. }
+            | RepoError::AlgorithmMismatch { .. }
+            | RepoError::ImageNotFile { .. }
+            | RepoError::DigestMismatch { .. }
+            | RepoError::NoImage { .. } => None,
+        }
+    }
+}
+
+/// Why `meta.json` says nothing usable.
+#[derive(Debug)]
+pub enum MetaError {
+    Json(serde_json::Error),
+    NoVersion,
+    NoAlgorithm,
+    /// An algorithm name composefs does not define (as written, escaped when shown).
+    UnknownAlgorithm(String),
+}
+
+impl fmt::Display for MetaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetaError::Json(e) => write!(f, "not valid JSON: {e}"),
+            MetaError::NoVersion => f.write_str("no numeric \"version\""),
+            MetaError::NoAlgorithm => f.write_str("no \"algorithm\" string"),
+            MetaError::UnknownAlgorithm(name) => write!(
+                f,
+                "algorithm \"{}\" is not fsverity-sha256-12 or fsverity-sha512-12",
+                name.escape_debug()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MetaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MetaError::Json(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What `meta.json` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub version: u64,
+    pub algorithm: Algorithm,
+}
+
+impl Meta {
+    /// Parses `meta.json`; unknown fields are allowed (composefs-rs adds them).
+    pub fn parse(text: &[u8]) -> Result<Meta, MetaError> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(MetaError::Json)?;
+        let version = value
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or(MetaError::NoVersion)?;
+        let name = value
+            .get("algorithm")
+            .and_then(serde_json::Value::as_str)
+            .ok_or(MetaError::NoAlgorithm)?;
+        let algorithm = Algorithm::from_repository_name(name)
+            .ok_or_else(|| MetaError::UnknownAlgorithm(name.to_owned()))?;
+        Ok(Meta { version, algorithm })
+    }
+}
+
+/// An open repository directory.
+pub struct Repository {
+    path: PathBuf,
+    dir: OwnedFd,
+}
+
+/// An image whose identity has been checked as far as the mode demands.
+#[derive(Debug)]
+pub struct VerifiedImage {
+    pub file: File,
+    pub path: PathBuf,
+    pub image_ref: ImageRef,
+    /// The kernel's fs-verity digest, where the file has one.
+    pub measured: Measured,
+}
+
+impl Repository {
+    pub fn open(path: &Path) -> Result<Self, RepoError> {
+        let dir = rfs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| RepoError::Open {
+            path: path.to_owned(),
+            errno,
+        })?;
+        Ok(Repository {
+            path: path.to_owned(),
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn meta_path(&self) -> PathBuf {
+        self.path.join("meta.json")
+    }
+
+    fn open_file(&self, rel: &str) -> Result<File, Errno> {
+        let fd = rfs::openat(
+            &self.dir,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Reads `meta.json` and measures it. `Ok(None)`: there is none.
+    pub fn meta(&self) -> Result<Option<(Meta, Measured)>, RepoError> {
+        let path = self.meta_path();
+        let mut file = match self.open_file("meta.json") {
+            Ok(f) => f,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(errno) => return Err(RepoError::MetaRead { path, errno }),
+        };
+        let mut text = Vec::new();
+        // meta.json is tiny; cap it so a hostile file cannot eat the initrd's RAM.
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, 64 * 1024), &mut text)
+            .map_err(|e| RepoError::MetaRead {
+                path: path.clone(),
+                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            })?;
+        let meta = Meta::parse(&text).map_err(|problem| RepoError::MetaInvalid {
+            path: path.clone(),
+            problem,
+        })?;
+        if meta.version > META_VERSION {
+            return Err(RepoError::MetaVersion {
+                path,
+                found: meta.version,
+            });
+        }
+        Ok(Some((meta, verity_ioctl::measure(&file))))
+    }
+
+    /// Checks what a secure boot of `image_ref` demands of the repository:
+    /// `meta.json` present, fs-verity on it, same algorithm as the digest.
+    pub fn check_secure(&self, image_ref: &ImageRef) -> Result<Meta, RepoError> {
+        let path = self.meta_path();
+        let (meta, measured) = self
+            .meta()?
+            .ok_or(RepoError::MetaMissing { path: path.clone() })?;
+        if let Err(cause) = measured {
+            return Err(RepoError::MetaNoVerity { path, cause });
+        }
+        self.check_algorithm(&meta, image_ref)?;
+        Ok(meta)
+    }
+
+    pub fn check_algorithm(&self, meta: &Meta, image_ref: &ImageRef) -> Result<(), RepoError> {
+        if meta.algorithm == image_ref.digest.algorithm() {
+            return Ok(());
+        }
+        Err(RepoError::AlgorithmMismatch {
+            path: self.meta_path(),
+            repository: meta.algorithm,
+            image_ref: image_ref.clone(),
+        })
+    }
+
+    pub fn image_path(&self, digest: &Digest) -> PathBuf {
+        self.path.join("images").join(digest.to_hex())
+    }
+
+    /// Opens `images/<hex>`. `Ok(None)`: no such image, try the next one.
+    pub fn open_image(&self, image_ref: &ImageRef) -> Result<Option<(File, PathBuf)>, RepoError> {
+        let rel = format!("images/{}", image_ref.digest.to_hex());
+        let path = self.image_path(&image_ref.digest);
+        let file = match self.open_file(&rel) {
+            Ok(f) => f,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(errno) => return Err(RepoError::ImageOpen { path, errno }),
+        };
+        let stat = rfs::fstat(&file).map_err(|errno| RepoError::ImageOpen {
+            path: path.clone(),
+            errno,
+        })?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(RepoError::ImageNotFile { path });
+        }
+        Ok(Some((file, path)))
+    }
+
+    /// Opens the object store as the overlay's data-only layer.
+    pub fn objects(&self) -> Result<OwnedFd, RepoError> {
+        rfs::openat(
+            &self.dir,
+            "objects",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| RepoError::Objects {
+            path: self.path.join("objects"),
+            errno,
+        })
+    }
+
+    pub fn dir(&self) -> impl AsFd + '_ {
+        &self.dir
+    }
+}
+
+/// Decides whether an opened image may be mounted for `image_ref`.
+///
+/// Secure: the measured digest must exist and equal the expected one.
+/// Insecure: a missing digest is accepted (the caller warns), but a digest
+/// that exists and differs is still refused: the command line named an image.
+pub fn verify_image(
+    path: &Path,
+    image_ref: &ImageRef,
+    measured: &Measured,
+) -> Result<(), RepoError> {
+    match measured {
+        Ok(found) if *found == image_ref.digest => Ok(()),
+        Ok(found) => Err(RepoError::DigestMismatch {
+            path: path.to_owned(),
+            expected: image_ref.digest.clone(),
+            found: found.clone(),
+        }),
+        Err(_) if image_ref.insecure => Ok(()),
+        Err(cause) => Err(RepoError::ImageNoVerity {
+            path: path.to_owned(),
+            expected: image_ref.digest.clone(),
+            cause: clone_measure_error(cause),
+        }),
+    }
+}
+
+fn clone_measure_error(e: &VerityMeasureError) -> VerityMeasureError {
+    match e {
+        VerityMeasureError::NotEnabled => VerityMeasureError::NotEnabled,
+        VerityMeasureError::Unsupported => VerityMeasureError::Unsupported,
+        VerityMeasureError::UnknownAlgorithm(a) => VerityMeasureError::UnknownAlgorithm(*a),
+        VerityMeasureError::Os(e) => VerityMeasureError::Os(*e),
+    }
+}
+
+/// Walks the command line's images in order; the first that exists is the
+/// one to boot, and it is verified or refused: a later candidate is never
+/// tried in place of an existing image that failed.
+pub fn select_image(repo: &Repository, refs: &[ImageRef]) -> Result<VerifiedImage, RepoError> {
+    let mut tried = Vec::new();
+    for image_ref in refs {
+        let Some((file, path)) = repo.open_image(image_ref)? else {
+            tried.push(repo.image_path(&image_ref.digest));
+            continue;
+        };
+        if !image_ref.insecure {
+            repo.check_secure(image_ref)?;
+        } else if let Some((meta, _)) = repo.meta()? {
+            repo.check_algorithm(&meta, image_ref)?;
+        }
+        let measured = verity_ioctl::measure(&file);
+        verify_image(&path, image_ref, &measured)?;
+        return Ok(VerifiedImage {
+            file,
+            path,
+            image_ref: image_ref.clone(),
+            measured,
+        });
+    }
+    Err(RepoError::NoImage { tried })
+}
+
+/// Opens `path` relative to the current directory as an O_PATH directory.
+pub fn open_dir_path(path: &Path) -> Result<OwnedFd, Errno> {
+    rfs::openat(
+        CWD,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::cmdline::Cmdline;
+
+    fn image_ref(arg: &str) -> ImageRef {
+        Cmdline::parse(arg).image_refs().unwrap().remove(0)
+    }
+
+    const HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+    #[test]
+    fn meta_json_as_composefs_rs_writes_it() {
+        let m = Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha512-12","features":{"compatible":[],"read-only-compatible":["v1_erofs"],"incompatible":[]},"erofs_formats":{"default":1}}"#).unwrap();
+        assert_eq!(
+            m,
+            Meta {
+                version: 1,
+                algorithm: Algorithm::Sha512
+            }
+        );
+        let m = Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha256-12","verity":false}"#)
+            .unwrap();
+        assert_eq!(m.algorithm, Algorithm::Sha256);
+    }
+
+    #[test]
+    fn meta_json_errors_say_what_is_wrong() {
+        let msg = |text: &[u8]| Meta::parse(text).unwrap_err().to_string();
+        assert!(msg(b"{").contains("not valid JSON"));
+        assert!(msg(br#"{"algorithm":"fsverity-sha256-12"}"#).contains("version"));
+        assert!(msg(br#"{"version":1}"#).contains("algorithm"));
+        assert!(msg(br#"{"version":1,"algorithm":"fsverity-sha256-16"}"#)
+            .contains("fsverity-sha256-16"));
+    }
+
+    #[test]
+    fn secure_verification_outcomes() {
+        let r = image_ref(&format!("composefs={HEX}"));
+        let p = Path::new("/sysroot/composefs/images/x");
+        assert!(verify_image(p, &r, &Ok(r.digest.clone())).is_ok());
+        let other = Digest::from_hex(&"2".repeat(64)).unwrap();
+        let msg = verify_image(p, &r, &Ok(other)).unwrap_err().to_string();
+        assert!(msg.contains(&format!("sha256:{}", "2".repeat(64))), "{msg}");
+        assert!(msg.contains(&format!("expects sha256:{HEX}")), "{msg}");
+        assert!(msg.contains("/sysroot/composefs/images/x"), "{msg}");
+        let msg = verify_image(p, &r, &Err(VerityMeasureError::NotEnabled))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("fs-verity is not enabled"), "{msg}");
+        assert!(msg.contains("veriroot enable-verity"), "{msg}");
+    }
+
+    #[test]
+    fn insecure_accepts_missing_verity_but_not_a_wrong_digest() {
+        let r = image_ref(&format!("composefs=?{HEX}"));
+        let p = Path::new("/x");
+        assert!(verify_image(p, &r, &Err(VerityMeasureError::NotEnabled)).is_ok());
+        assert!(verify_image(p, &r, &Err(VerityMeasureError::Unsupported)).is_ok());
+        let other = Digest::from_hex(&"2".repeat(64)).unwrap();
+        assert!(matches!(
+            verify_image(p, &r, &Ok(other)),
+            Err(RepoError::DigestMismatch { .. })
+        ));
+    }
+}

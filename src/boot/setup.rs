@@ -1,0 +1,280 @@
+//! The boot path shared by both initrd modes: the image the command line
+//! names is verified, staged beside /sysroot, measured, and only then moved
+//! onto /sysroot (`verify_and_mount`). The callers (`pid1`, `setup_root`)
+//! cap the PCRs when it fails.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::boot::assemble::{
+    self, AssembleError, Assembled, ExtensionSource, Layout, MountModes, Source,
+};
+use crate::boot::cmdline::{Cmdline, ImageRef, MalformedArg};
+use crate::boot::repository::{self, RepoError, Repository};
+use crate::boot::sysext_images::{self, SysextImageError, NAMED_BY_IMAGE, NAMED_BY_KARG};
+use crate::fsverity::digest::Digest;
+use crate::measure::events;
+use crate::measure::{MeasureError, Measurer};
+use crate::sysext::rules::{MergedExtension, SYSEXT_PCR};
+
+#[derive(Debug)]
+pub enum SetupError {
+    Cmdline(MalformedArg),
+    NoImageRef,
+    Repository(RepoError),
+    Assemble(AssembleError),
+    Measure(MeasureError),
+    /// An extension image named on the command line failed the root's check.
+    Sysext(SysextImageError),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Cmdline(e) => e.fmt(f),
+            SetupError::NoImageRef => f.write_str(
+                "the kernel command line names no composefs image (composefs=<digest> or \
+                 composefs.digest=v1-sha256-12:<digest>): add one to the boot entry",
+            ),
+            SetupError::Repository(e) => e.fmt(f),
+            SetupError::Assemble(e) => write!(f, "mounting the verified root: {e}"),
+            SetupError::Measure(e) => e.fmt(f),
+            SetupError::Sysext(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetupError::Cmdline(e) => Some(e),
+            SetupError::NoImageRef => None,
+            SetupError::Repository(e) => Some(e),
+            SetupError::Assemble(e) => Some(e),
+            SetupError::Measure(e) => Some(e),
+            SetupError::Sysext(e) => Some(e),
+        }
+    }
+}
+
+/// What was booted, for the log.
+#[derive(Debug)]
+pub struct Booted {
+    pub image_ref: ImageRef,
+    pub image_path: PathBuf,
+    pub assembled: Assembled,
+    pub mounts: MountModes,
+    pub timings: Timings,
+}
+
+/// Wall time of each stage, from the program's start to the hand-off.
+/// `setup_root` fills verify, mount and extend; the caller adds the rest.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    /// Configuration and command line read and parsed.
+    pub parse: Duration,
+    /// Repository opened, image fs-verity digest measured and compared.
+    pub verify: Duration,
+    /// EROFS, overlay and state mounts staged, and the final move.
+    pub mount: Duration,
+    /// TPM found and opened (none when there is no TPM).
+    pub tpm_open: Duration,
+    /// PCR extends and measurement-log records.
+    pub extend: Duration,
+    /// From the start of the program to the hand-off.
+    pub total: Duration,
+}
+
+impl Timings {
+    /// Adds the stages before `setup_root` and the total since `started`,
+    /// and logs the line.
+    pub fn log_final(self, parse: Duration, tpm_open: Duration, started: Instant) {
+        let all = Timings {
+            parse,
+            tpm_open,
+            total: started.elapsed(),
+            ..self
+        };
+        log::info!("timings: {all}");
+    }
+}
+
+impl fmt::Display for Timings {
+    /// One line, stable for the harness and benches/boot.sh to parse.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        // Integer arithmetic: float formatting would add ~20 KB to the binary.
+        let ms = |d: Duration| {
+            let tenths = (d.as_micros() + 50) / 100;
+            format!("{}.{}", tenths / 10, tenths % 10)
+        };
+        write!(
+            f,
+            "parse {} ms, verify {} ms, mount {} ms, tpm {} ms \
+             (open {}, extend {}), total {} ms",
+            ms(self.parse),
+            ms(self.verify),
+            ms(self.mount),
+            ms(self.tpm_open + self.extend),
+            ms(self.tpm_open),
+            ms(self.extend),
+            ms(self.total)
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    pub layout: Layout,
+    pub mounts: MountModes,
+    /// Use a loop device even where the kernel takes files (tests the fallback).
+    pub force_loop: bool,
+    /// System extensions from `veriroot.sysext=`, lowest first.
+    pub sysexts: Vec<Digest>,
+}
+
+/// The image references, or why the command line is unusable.
+pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
+    let refs = cmdline.image_refs().map_err(SetupError::Cmdline)?;
+    if refs.is_empty() {
+        return Err(SetupError::NoImageRef);
+    }
+    Ok(refs)
+}
+
+/// The system extensions the command line names. When any
+/// `veriroot.sysext` is present, a refusal caps their PCR too, so this is
+/// asked before anything else can fail.
+pub fn sysexts(cmdline: &Cmdline, measurer: &mut Measurer) -> Result<Vec<Digest>, SetupError> {
+    if cmdline.names_sysexts() {
+        measurer.also_cap(SYSEXT_PCR);
+    }
+    cmdline.sysext_digests().map_err(SetupError::Cmdline)
+}
+
+/// Verifies the image the command line names, mounts it in the staging
+/// area, measures it, and only then makes it /sysroot. The caller caps
+/// the PCR if this fails.
+pub fn verify_and_mount(
+    refs: &[ImageRef],
+    opts: &SetupOptions,
+    measurer: &mut Measurer,
+) -> Result<Booted, SetupError> {
+    let start = Instant::now();
+    let repo =
+        Repository::open(&opts.layout.sysroot.join("composefs")).map_err(SetupError::Repository)?;
+    let image = repository::select_image(&repo, refs).map_err(SetupError::Repository)?;
+    if image.image_ref.insecure {
+        log::warn!(
+            "INSECURE BOOT requested by '{}': {} is mounted without fs-verity enforcement \
+             (image fs-verity: {}); file contents are NOT verified",
+            image.image_ref.source,
+            image.path.display(),
+            match &image.measured {
+                Ok(d) => d.to_string(),
+                Err(e) => e.to_string(),
+            }
+        );
+    } else {
+        log::info!(
+            "verified {} = {}",
+            image.path.display(),
+            image.image_ref.digest
+        );
+    }
+    let objects = repo.objects().map_err(SetupError::Repository)?;
+    let sysext_files =
+        sysext_images::open_verified(&repo, &image.image_ref, &opts.sysexts, NAMED_BY_KARG)
+            .map_err(SetupError::Sysext)?;
+    let extensions: Vec<ExtensionSource<'_>> = sysext_files
+        .iter()
+        .map(|(image, digest)| ExtensionSource { image, digest })
+        .collect();
+    let verify = start.elapsed();
+
+    let digest_hex = image.image_ref.digest.to_hex();
+    let source = Source {
+        image: &image.file,
+        objects: &objects,
+        digest_hex: &digest_hex,
+        require_verity: !image.image_ref.insecure,
+        force_loop: opts.force_loop,
+        extensions: &extensions,
+        open_listed: &|digest: &Digest| {
+            sysext_images::open_verified(
+                &repo,
+                &image.image_ref,
+                std::slice::from_ref(digest),
+                NAMED_BY_IMAGE,
+            )
+            .map(|mut found| found.remove(0).0)
+        },
+    };
+    let staged = assemble::stage(&source, opts.mounts, &opts.layout).map_err(|e| {
+        // An extension the image listed was refused: cap its PCR too.
+        if e.is_about_an_extension() {
+            measurer.also_cap(SYSEXT_PCR);
+        }
+        SetupError::Assemble(e)
+    })?;
+    let staged_at = start.elapsed();
+    let events = events::success_events(measurer.pcr(), &image.image_ref, opts.mounts)
+        .into_iter()
+        .chain(events::sysext_events(&staged.assembled.extensions));
+    for event in events {
+        measurer.measure(&event).map_err(SetupError::Measure)?;
+    }
+    let measure = start.elapsed() - staged_at;
+    let assembled = staged.commit().map_err(SetupError::Assemble)?;
+    let timings = Timings {
+        verify,
+        mount: start.elapsed() - verify - measure,
+        extend: measure,
+        ..Timings::default()
+    };
+    Ok(Booted {
+        image_ref: image.image_ref,
+        image_path: image.path,
+        assembled,
+        mounts: opts.mounts,
+        timings,
+    })
+}
+
+/// The merged extensions for the "mounted" log line, lowest first; empty
+/// without any (one line, not one per extension: /dev/kmsg rate-limits).
+pub fn describe_extensions(extensions: &[MergedExtension]) -> String {
+    if extensions.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = extensions
+        .iter()
+        .map(|e| format!("'{}' ({})", e.name, e.digest))
+        .collect();
+    format!(
+        "; system extensions merged, lowest first: {}",
+        list.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_line_sums_the_tpm_stage() {
+        let t = Timings {
+            parse: Duration::from_micros(250),
+            verify: Duration::from_micros(26_140),
+            mount: Duration::from_millis(90),
+            tpm_open: Duration::from_millis(3),
+            extend: Duration::from_micros(41_960),
+            total: Duration::from_millis(162),
+        };
+        assert_eq!(
+            t.to_string(),
+            "parse 0.3 ms, verify 26.1 ms, mount 90.0 ms, tpm 45.0 ms (open 3.0, extend 42.0), \
+             total 162.0 ms"
+        );
+    }
+}

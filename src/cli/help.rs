@@ -1,0 +1,87 @@
+//! `veriroot --help`: every mode, subcommand, kernel argument and
+//! configuration key veriroot knows (tests/docs.rs checks the docs against it).
+
+pub const HELP: &str = "\
+veriroot: boot a verified composefs image as the root file system
+
+USAGE:
+  veriroot                      as /init (PID 1) of a minimal initrd: mount
+                                /proc /sys /dev /run, load the initrd's kernel
+                                modules, mount root= at /sysroot, verify and
+                                mount the image named by composefs=, measure
+                                it into the TPM, switch root and exec init=
+                                (default /sbin/init). Any failure caps the PCR
+                                and powers the machine off.
+  veriroot setup-root [--sysroot DIR] [--cmdline STR] [--config FILE]
+                                in a systemd initrd: the real root is mounted
+                                at /sysroot; replace it with the verified,
+                                measured tree (real root at /sysroot/sysroot)
+                                and exit 0. A refusal caps the PCR, exits 1.
+  veriroot check [--sysroot DIR] [--cmdline STR]
+                                preflight: everything but the mount, with the
+                                fix for each problem; exit 0 only if a
+                                verified boot would succeed.
+  veriroot enable-verity [--algorithm sha256|sha512] REPOSITORY
+                                enable fs-verity on every file of a composefs
+                                repository (idempotent; default algorithm
+                                from meta.json).
+  veriroot digest [--hash sha256|sha512] FILE...
+                                print each file's fs-verity digest (4 KiB
+                                blocks, no salt; default sha256) computed
+                                from its contents, as `fsverity digest` does.
+  veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
+                   [--sysext NAME:HEX]... [--uki FILE [--phase WORD[:WORD...]]]
+                   [--machine-id ID] [--config FILE] [--pcr N]
+                   [--etc MODE] [--var MODE]
+                   [--banks sha1,sha256,sha384,sha512] [--json]
+                                the PCR values a veriroot boot of that image
+                                leaves (from reset), per bank; --sysext: with
+                                these system extensions merged, lowest first
+                                (PCR 13); --failure: after a refused boot.
+                                --json: {\"sha256\":{\"13\":\"..\",\"15\":\"..\"}}.
+                                --uki: also PCR 11 as systemd-stub measures the
+                                UKI's sections, then systemd-pcrphase's words
+                                (default enter-initrd: while in the initrd;
+                                enter-initrd:leave-initrd:sysinit:ready: booted);
+                                the image comes from the UKI's .cmdline unless
+                                --digest or --cmdline is given.
+                                --machine-id: PCR 15 after switch root, where
+                                systemd-pcrmachine adds \"machine-id:ID\".
+  veriroot log [FILE] [--json] [--no-tpm]
+                                parse and replay systemd's measurement log
+                                (default /run/log/systemd/tpm2-measure.log) and
+                                compare with the TPM's PCRs where one exists.
+  veriroot --help | --version
+
+KERNEL COMMAND LINE:
+  composefs=[?]<hex>            fs-verity digest of the image, 64 hex digits
+                                (sha256) or 128 (sha512); '?' = insecure.
+  composefs.digest=[?]v{1,2}-sha{256,512}-12:<hex>
+                                the same with the format spelled out.
+  root= rootfstype= rootflags= ro rw init=
+                                as for the kernel (PID 1 mode; root= takes
+                                /dev/NAME, UUID=, LABEL=).
+  veriroot.sysext=<hex>[,<hex>...]
+                                system extensions (composefs images in the same
+                                repository, same digest kind as the root's),
+                                repeatable; merged into the root's overlay in
+                                the order named (first = lowest), verified and
+                                checked against systemd-sysext's rules, each
+                                measured into PCR 13. The root image may list
+                                more (lower) in /usr/lib/veriroot/extensions.
+                                See docs/sysext.md.
+  veriroot.root-timeout=SECS    wait for root= (default 30).
+  veriroot.erofs=loop           mount the image through a loop device even
+                                where the kernel takes files.
+
+CONFIGURATION (in the initrd): /usr/lib/composefs/setup-root-conf.toml
+(composefs-setup-root's), then /etc/veriroot/veriroot.conf, which wins:
+  [tpm]  policy = \"auto\" | \"required\" | \"off\"      (default auto; ours only)
+         pcr = 15                                   (default 15; never 11)
+  [root] transient = true|false                     (default false)
+  [etc]  mount = \"none\"|\"bind\"|\"overlay\"|\"transient\" (default overlay)
+  [var]  mount = (the same)                         (default bind)
+  [etc], [var]: transient = true is short for mount = \"transient\".
+
+Defaults: --sysroot /sysroot, --cmdline from /proc/cmdline.
+";

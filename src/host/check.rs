@@ -1,0 +1,302 @@
+//! `veriroot check`: everything the boot path does short of mounting,
+//! reported in plain words with the fix for each problem.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::boot::cmdline::{Cmdline, ImageRef, ReadError};
+use crate::boot::repository::{self, Repository};
+use crate::boot::sysext_images;
+use crate::kernel::features::{self, Support};
+use crate::kernel::verity_ioctl;
+
+/// One line of the report.
+pub struct Finding {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// The image that would boot is named with `?`: not a verified boot.
+    pub insecure: bool,
+}
+
+impl Report {
+    fn ok(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: true,
+            text: text.into(),
+        });
+    }
+
+    fn fail(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: false,
+            text: text.into(),
+        });
+    }
+
+    /// A verified boot would succeed.
+    pub fn passed(&self) -> bool {
+        !self.insecure && self.findings.iter().all(|f| f.ok)
+    }
+
+    pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        for f in &self.findings {
+            writeln!(out, "{} {}", if f.ok { "ok  " } else { "FAIL" }, f.text)?;
+        }
+        let failed = self.findings.iter().filter(|f| !f.ok).count();
+        if failed == 0 && self.insecure {
+            writeln!(
+                out,
+                "verdict: this system would boot, but INSECURELY (composefs=?...): \
+                 file contents would not be verified"
+            )
+        } else if failed == 0 {
+            writeln!(out, "verdict: this system would boot the verified image")
+        } else {
+            writeln!(
+                out,
+                "verdict: this system would NOT boot verified ({failed} problem(s) above)"
+            )
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum CheckError {
+    Cmdline(ReadError),
+    Stdout(std::io::Error),
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::Cmdline(e) => e.fmt(f),
+            CheckError::Stdout(e) => write!(f, "writing the report to stdout: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CheckError::Cmdline(e) => Some(e),
+            CheckError::Stdout(e) => Some(e),
+        }
+    }
+}
+
+/// `veriroot check`: the report on stdout; exit 0 only if a verified boot
+/// would succeed. `cmdline`: the text to check, else `cmdline_path`'s.
+pub fn run(
+    sysroot: &Path,
+    cmdline: Option<String>,
+    cmdline_path: &Path,
+) -> Result<ExitCode, CheckError> {
+    let cmdline = match cmdline {
+        Some(text) => Cmdline::parse(&text),
+        None => Cmdline::read(cmdline_path).map_err(CheckError::Cmdline)?,
+    };
+    let report = check(sysroot, &cmdline);
+    report
+        .print(&mut std::io::stdout())
+        .map_err(CheckError::Stdout)?;
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs every check against `sysroot` (the real root, as it will be
+/// mounted at /sysroot) and the command line the next boot will use.
+pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
+    let mut report = Report::default();
+    let refs = match cmdline.image_refs() {
+        Ok(r) if r.is_empty() => {
+            report.fail("kernel command line: no composefs=<digest> or composefs.digest=...; add one to the boot entry");
+            return report;
+        }
+        Ok(r) => r,
+        Err(e) => {
+            report.fail(format!("kernel command line: {e}"));
+            return report;
+        }
+    };
+    for r in &refs {
+        report.ok(format!(
+            "kernel command line: '{}' ({} {})",
+            r.source,
+            if r.insecure {
+                "INSECURE, fs-verity not enforced,"
+            } else {
+                "secure,"
+            },
+            r.digest.algorithm()
+        ));
+    }
+    let repo = match Repository::open(&sysroot.join("composefs")) {
+        Ok(r) => r,
+        Err(e) => {
+            report.fail(e.to_string());
+            return report;
+        }
+    };
+    report.ok(format!("repository {} found", repo.path().display()));
+    let Some((image, image_ref)) = check_image(&mut report, &repo, &refs) else {
+        return report;
+    };
+    check_sysexts(&mut report, &repo, &image_ref, cmdline);
+    check_kernel(&mut report, &image);
+    report
+}
+
+/// The extension images, checked as the boot checks them. Their release
+/// rules need them mounted, which `check` does not do: said, not hidden.
+fn check_sysexts(report: &mut Report, repo: &Repository, root: &ImageRef, cmdline: &Cmdline) {
+    let digests = match cmdline.sysext_digests() {
+        Ok(d) if d.is_empty() => return,
+        Ok(d) => d,
+        Err(e) => {
+            report.fail(format!("kernel command line: {e}"));
+            return;
+        }
+    };
+    match sysext_images::open_verified(repo, root, &digests, sysext_images::NAMED_BY_KARG) {
+        Ok(found) => {
+            for (i, (_, digest)) in found.iter().enumerate() {
+                report.ok(format!(
+                    "system extension {}: {}: fs-verity {digest} matches veriroot.sysext=",
+                    i + 1,
+                    repo.image_path(digest).display()
+                ));
+            }
+            report.ok(
+                "system extensions: their release rules (ID=, SYSEXT_LEVEL=/VERSION_ID=, \
+                 ARCHITECTURE=, only /usr and /opt) and extensions listed inside the root \
+                 image are checked at boot, when the images are mounted; not here",
+            );
+        }
+        Err(e) => report.fail(e.to_string()),
+    }
+}
+
+fn check_image(
+    report: &mut Report,
+    repo: &Repository,
+    refs: &[ImageRef],
+) -> Option<(File, ImageRef)> {
+    let mut tried = Vec::new();
+    for image_ref in refs {
+        let (file, path) = match repo.open_image(image_ref) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                tried.push(repo.image_path(&image_ref.digest));
+                continue;
+            }
+            Err(e) => {
+                report.fail(e.to_string());
+                return None;
+            }
+        };
+        for p in tried.drain(..) {
+            report.ok(format!("{} absent: trying the next image", p.display()));
+        }
+        report.insecure = image_ref.insecure;
+        match repo.meta() {
+            Ok(Some((meta, measured))) => {
+                let state = match &measured {
+                    Ok(d) => format!("fs-verity {d}"),
+                    Err(e) => e.to_string(),
+                };
+                let text = format!(
+                    "{}: version {}, {}, {state}",
+                    repo.meta_path().display(),
+                    meta.version,
+                    meta.algorithm.repository_name()
+                );
+                match (&measured, image_ref.insecure) {
+                    (Err(_), false) => report.fail(format!(
+                        "{text}; run `veriroot enable-verity {}`",
+                        repo.path().display()
+                    )),
+                    _ => report.ok(text),
+                }
+                if let Err(e) = repo.check_algorithm(&meta, image_ref) {
+                    report.fail(e.to_string());
+                }
+            }
+            Ok(None) if image_ref.insecure => report.ok(format!(
+                "{} absent (accepted in insecure mode)",
+                repo.meta_path().display()
+            )),
+            Ok(None) => report.fail(
+                repository::RepoError::MetaMissing {
+                    path: repo.meta_path(),
+                }
+                .to_string(),
+            ),
+            Err(e) => report.fail(e.to_string()),
+        }
+        let measured = verity_ioctl::measure(&file);
+        match repository::verify_image(&path, image_ref, &measured) {
+            Ok(()) => match &measured {
+                Ok(d) => report.ok(format!(
+                    "{}: fs-verity {d} matches the command line",
+                    path.display()
+                )),
+                Err(e) => report.ok(format!(
+                    "{}: {e} (accepted in insecure mode)",
+                    path.display()
+                )),
+            },
+            Err(e) => report.fail(e.to_string()),
+        }
+        if let Err(e) = repo.objects() {
+            report.fail(e.to_string());
+        }
+        return Some((file, image_ref.clone()));
+    }
+    report.fail(repository::RepoError::NoImage { tried }.to_string());
+    None
+}
+
+fn check_kernel(report: &mut Report, image: &File) {
+    let release = crate::kernel::modules::release();
+    let f = features::kernel_features();
+    let mut line = |what: &str, s: Support, fix: &str| {
+        match s {
+        Support::Yes => report.ok(format!("kernel {release}: {what}: supported")),
+        Support::No => report.fail(format!("kernel {release}: {what}: NOT supported; {fix}")),
+        Support::Unknown(e) => report.fail(format!("kernel {release}: {what}: could not probe ({e}); run as root with the overlay and erofs modules loaded")),
+    }
+    };
+    line(
+        "overlay verity=require",
+        f.overlay_verity,
+        "secure boot needs Linux 6.6+",
+    );
+    line(
+        "overlay data-only layers (lowerdir=A::B)",
+        f.overlay_data_only,
+        "needs Linux 6.5+",
+    );
+    if f.overlay_append_layers != Support::Yes {
+        report.ok(format!("kernel {release}: overlay lowerdir+/datadir+ not available: the lowerdir=A::B form will be used"));
+    } else {
+        report.ok(format!(
+            "kernel {release}: overlay lowerdir+/datadir+: supported"
+        ));
+    }
+    match features::erofs_file_backed(image) {
+        Support::Yes => report.ok(format!("kernel {release}: file-backed EROFS: supported")),
+        Support::No => report.ok(format!("kernel {release}: file-backed EROFS not available: a loop device will be used (needs the loop module)")),
+        Support::Unknown(e) => report.fail(format!("kernel {release}: EROFS: could not mount the image ({e}); is the erofs module available?")),
+    }
+}

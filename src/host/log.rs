@@ -1,0 +1,180 @@
+//! `veriroot log`: parse and replay systemd's userspace measurement log,
+//! and compare the result with the TPM's PCRs where there is one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::measure::eventlog::{self, Content, ParseError};
+use crate::measure::events;
+use crate::measure::HashAlg;
+use crate::tpm::{Tpm, TpmError};
+
+#[derive(Debug)]
+pub enum LogCommandError {
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    Parse {
+        path: PathBuf,
+        error: ParseError,
+    },
+    Tpm(TpmError),
+}
+
+impl fmt::Display for LogCommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogCommandError::Read { path, error } => {
+                write!(f, "cannot read {}: {error}", path.display())
+            }
+            LogCommandError::Parse { path, error } => write!(f, "{}: {error}", path.display()),
+            LogCommandError::Tpm(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for LogCommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LogCommandError::Read { error, .. } => Some(error),
+            LogCommandError::Parse { error, .. } => Some(error),
+            LogCommandError::Tpm(e) => Some(e),
+        }
+    }
+}
+
+/// `veriroot log`: parse and replay a measurement log; compare with the
+/// live PCRs where a TPM is present.
+pub fn run(
+    path: Option<PathBuf>,
+    json: bool,
+    use_tpm: bool,
+    tpm_devices: &[PathBuf],
+) -> Result<ExitCode, LogCommandError> {
+    let path = path.unwrap_or_else(eventlog::log_path);
+    let bytes = std::fs::read(&path).map_err(|error| LogCommandError::Read {
+        path: path.clone(),
+        error,
+    })?;
+    let records = eventlog::parse(&bytes).map_err(|error| LogCommandError::Parse {
+        path: path.clone(),
+        error,
+    })?;
+    let values = eventlog::replay(&records);
+    let by_bank = transpose(&values);
+    if json {
+        println!("{}", events::pcrs_json(&by_bank));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, r) in records.iter().enumerate() {
+        let what = match &r.content {
+            Content::Systemd(c) => c.string.clone().unwrap_or_default(),
+            Content::Other { content_type } => {
+                format!("({} content)", content_type.as_deref().unwrap_or("no"))
+            }
+        };
+        println!("#{:<3} PCR {:>2} {}", i + 1, r.pcr, what);
+    }
+    super::print_pcr_values(&by_bank);
+    if !use_tpm {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(mut tpm) = Tpm::open(tpm_devices).map_err(LogCommandError::Tpm)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut ok = true;
+    for (bank, pcrs) in &by_bank {
+        for (&pcr, value) in pcrs {
+            let live = tpm.read(pcr, *bank).map_err(LogCommandError::Tpm)?;
+            if &live == value {
+                println!("PCR {pcr:>2} {:<6} matches the TPM", bank.name());
+            } else {
+                ok = false;
+                println!(
+                    "PCR {pcr:>2} {:<6} DOES NOT match the TPM ({}): {}",
+                    bank.name(),
+                    crate::hex::encode(&live),
+                    first_mismatch(&records, pcr, *bank, &live)
+                );
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Which record the TPM's value stops reflecting.
+fn first_mismatch(records: &[eventlog::Record], pcr: u32, bank: HashAlg, live: &[u8]) -> String {
+    let mut value = vec![0u8; bank.digest_len()];
+    if value == live {
+        return "the TPM reflects none of this PCR's records".into();
+    }
+    for (i, r) in records.iter().enumerate().filter(|(_, r)| r.pcr == pcr) {
+        if let Some((_, d)) = r.digests.iter().find(|(a, _)| *a == bank) {
+            value = crate::measure::bank::extend(bank, &value, d);
+        }
+        if value == live {
+            return format!("records after #{} are not in the TPM", i + 1);
+        }
+    }
+    "no prefix of the log matches: the PCR was extended by something not in this log".into()
+}
+
+fn transpose(
+    values: &BTreeMap<u32, BTreeMap<HashAlg, Vec<u8>>>,
+) -> BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> {
+    let mut out: BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
+    for (&pcr, banks) in values {
+        for (&bank, v) in banks {
+            out.entry(bank).or_default().insert(pcr, v.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::eventlog::Record;
+    use crate::measure::events::Event;
+
+    fn record(pcr: u32, s: &str) -> Record {
+        Record::measure_string(pcr, &[HashAlg::Sha256], s, None)
+    }
+
+    #[test]
+    fn first_mismatch_names_the_first_record_not_in_the_tpm() {
+        let records = [
+            record(15, "a"),
+            record(14, "x"),
+            record(15, "b"),
+            record(15, "c"),
+        ];
+        let only_a = events::predict(
+            &[Event {
+                pcr: 15,
+                string: "a".into(),
+            }],
+            &[HashAlg::Sha256],
+        );
+        let live = &only_a[&HashAlg::Sha256][&15];
+        assert_eq!(
+            first_mismatch(&records, 15, HashAlg::Sha256, live),
+            "records after #1 are not in the TPM"
+        );
+        let zero = vec![0u8; 32];
+        assert_eq!(
+            first_mismatch(&records, 15, HashAlg::Sha256, &zero),
+            "the TPM reflects none of this PCR's records"
+        );
+        let other = vec![1u8; 32];
+        assert!(first_mismatch(&records, 15, HashAlg::Sha256, &other)
+            .starts_with("no prefix of the log matches"));
+    }
+}
