@@ -76,7 +76,21 @@ pub fn run(args: Args, paths: &HostPaths) -> Result<(), SetupRootError> {
     let mut measurer =
         Measurer::open(config.tpm, config.pcr, paths).map_err(SetupRootError::Measure)?;
     let tpm_open = started.elapsed() - config_parsed;
-    let result = mount_verified(&args, &config, paths, &mut measurer, started, tpm_open);
+    run_with(&args, &config, paths, &mut measurer, started, tpm_open)
+}
+
+/// The part after the configuration and the TPM: parse the command line,
+/// verify, mount, measure; on any refusal cap every PCR `measurer` would
+/// have extended. Tests call it with a measurer on swtpm.
+pub fn run_with(
+    args: &Args,
+    config: &Config,
+    paths: &HostPaths,
+    measurer: &mut Measurer,
+    started: Instant,
+    tpm_open: std::time::Duration,
+) -> Result<(), SetupRootError> {
+    let result = mount_verified(args, config, paths, measurer, started, tpm_open);
     if result.is_err() {
         measurer.cap();
     }

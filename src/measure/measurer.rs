@@ -61,18 +61,38 @@ impl Measurer {
     /// Finds the TPM among `paths.tpm_devices` (none under `off`) and
     /// learns its active banks; records go to `paths.measure_log`.
     pub fn open(policy: TpmPolicy, pcr: u32, paths: &HostPaths) -> Result<Measurer, MeasureError> {
+        let found = match policy {
+            TpmPolicy::Off => Ok(None),
+            _ => Tpm::open(&paths.tpm_devices),
+        };
+        Self::with(found, policy, pcr, paths.measure_log.clone())
+    }
+
+    /// The same with a TPM already connected (tests: swtpm's socket).
+    pub fn with_tpm(
+        tpm: Tpm,
+        policy: TpmPolicy,
+        pcr: u32,
+        log: PathBuf,
+    ) -> Result<Measurer, MeasureError> {
+        Self::with(Ok(Some(tpm)), policy, pcr, log)
+    }
+
+    fn with(
+        found: Result<Option<Tpm>, TpmError>,
+        policy: TpmPolicy,
+        pcr: u32,
+        log: PathBuf,
+    ) -> Result<Measurer, MeasureError> {
         let mut m = Measurer {
             tpm: None,
             banks: Vec::new(),
             policy,
             pcr,
             also_cap: Vec::new(),
-            log: paths.measure_log.clone(),
+            log,
         };
-        if policy == TpmPolicy::Off {
-            return Ok(m);
-        }
-        let found = Tpm::open(&paths.tpm_devices).and_then(|t| match t {
+        let found = found.and_then(|t| match t {
             Some(mut tpm) => tpm.active_banks().map(|banks| Some((tpm, banks))),
             None => Ok(None),
         });
