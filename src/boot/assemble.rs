@@ -259,6 +259,92 @@ fn mount_point(root: &Path, rel: &'static str) -> Result<PathBuf, AssembleError>
     }
 }
 
+/// Where /etc or /var of the new root comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateSource {
+    /// The image's own directory, read-only (`mount = "none"`).
+    Image,
+    /// The deployment's directory bind-mounted (`mount = "bind"`).
+    Bind(PathBuf),
+    /// The image's directory below, the deployment's `upper` (with its
+    /// `work`) above (`mount = "overlay"`).
+    Overlay { upper: PathBuf, work: PathBuf },
+    /// The image's directory below, a tmpfs above (`mount = "transient"`).
+    Transient,
+}
+
+/// What `stage` will do to the real root and how it will mount the state,
+/// decided before anything is created or mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Directories to create on the real root if missing, with their modes,
+    /// parents first (an existing one keeps its mode: it is the user's).
+    pub create: Vec<(PathBuf, u32)>,
+    /// Directories that must exist already (a bind-mounted /etc: an empty
+    /// one would boot without configuration).
+    pub require: Vec<PathBuf>,
+    pub etc: StateSource,
+    pub var: StateSource,
+    /// A tmpfs overlay over the whole verified root.
+    pub root_transient: bool,
+    /// The overlay's source, which bootc reads back: `composefs:<hex>`.
+    pub overlay_source: String,
+}
+
+/// The plan for the image `digest_hex` under `mounts`; refuses modes that
+/// cannot work together before anything happens.
+pub fn plan(mounts: MountModes, layout: &Layout, digest_hex: &str) -> Result<Plan, AssembleError> {
+    mounts.validate().map_err(AssembleError::Policy)?;
+    let deploy = state::deploy_dir(&layout.sysroot, digest_hex);
+    let mut create = Vec::new();
+    let mut require = Vec::new();
+    let mut source = |name: &str, mode: StateMount| {
+        let dir = deploy.join(name);
+        match mode {
+            StateMount::None => StateSource::Image,
+            StateMount::Transient => StateSource::Transient,
+            StateMount::Overlay => {
+                // upper 0755: the merged directory takes its mode from it.
+                let (upper, work) = (dir.join("upper"), dir.join("work"));
+                create.push((upper.clone(), 0o755));
+                create.push((work.clone(), 0o700));
+                StateSource::Overlay { upper, work }
+            }
+            // An empty /var is a valid first boot, an empty /etc is not.
+            StateMount::Bind if name == "etc" => {
+                require.push(dir.clone());
+                StateSource::Bind(dir)
+            }
+            StateMount::Bind => {
+                create.push((dir.clone(), 0o755));
+                StateSource::Bind(dir)
+            }
+        }
+    };
+    let etc = source("etc", mounts.etc);
+    let var = source("var", mounts.var);
+    Ok(Plan {
+        create,
+        require,
+        etc,
+        var,
+        root_transient: mounts.root_transient,
+        overlay_source: format!("composefs:{digest_hex}"),
+    })
+}
+
+/// The real root's part of the plan: it needs no cleanup, so it comes
+/// before anything is mounted.
+fn prepare_state(plan: &Plan) -> Result<(), AssembleError> {
+    if let Some(path) = plan.require.iter().find(|p| !p.is_dir()) {
+        return Err(AssembleError::MissingState { path: path.clone() });
+    }
+    for (dir, mode) in &plan.create {
+        state::ensure_dir(dir, *mode)?;
+    }
+    Ok(())
+}
+
 /// A fully assembled tree in the staging area, not yet visible at /sysroot.
 /// Dropped without `commit`, it is detached with everything below it.
 pub struct Staged {
@@ -292,11 +378,8 @@ pub fn stage(
     mounts: MountModes,
     layout: &Layout,
 ) -> Result<Staged, AssembleError> {
-    mounts.validate().map_err(AssembleError::Policy)?;
-    // State first: it lives on the real root and needs no cleanup.
-    let deploy = state::deploy_dir(&layout.sysroot, source.digest_hex);
-    let etc_state = prepare_state(&deploy.join("etc"), mounts.etc)?;
-    let var_state = prepare_state(&deploy.join("var"), mounts.var)?;
+    let plan = plan(mounts, layout, source.digest_hex)?;
+    prepare_state(&plan)?;
 
     let staging = Staging::new(&layout.run_dir)?;
     let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
@@ -310,12 +393,12 @@ pub fn stage(
         &lowers,
         source.objects,
         // bootc reads this source back to learn which image was booted.
-        &format!("composefs:{}", source.digest_hex),
+        &plan.overlay_source,
         source.require_verity,
     )?;
     let root_dir = staging.mkdir("root")?;
     attach(&root, &root_dir)?;
-    if mounts.root_transient {
+    if plan.root_transient {
         // Stacked on the verified root at the same place: the move below
         // takes the top mount, which keeps its own reference to the lower.
         let (upper, work) = transient_layers(&staging, "root-state")?;
@@ -341,8 +424,8 @@ pub fn stage(
         Err(e) => return Err(e),
     }
 
-    mount_state(&staging, &root_dir, "etc", mounts.etc, etc_state.as_ref())?;
-    mount_state(&staging, &root_dir, "var", mounts.var, var_state.as_ref())?;
+    mount_state(&staging, &root_dir, "etc", &plan.etc)?;
+    mount_state(&staging, &root_dir, "var", &plan.var)?;
 
     // The real root's clone shares propagation with /sysroot's mount, so
     // the move below would also be mounted on top of the clone, hiding the
@@ -457,29 +540,6 @@ fn stage_extensions(
     Ok((dirs, merged))
 }
 
-/// The state directory a mode needs on the real root, created where that
-/// is safe: an empty overlay upper or /var is a valid first boot, an empty
-/// bind-mounted /etc is not.
-fn prepare_state(dir: &Path, mode: StateMount) -> Result<Option<PathBuf>, AssembleError> {
-    match mode {
-        StateMount::None | StateMount::Transient => Ok(None),
-        StateMount::Overlay => {
-            state::ensure_dir(&dir.join("upper"), 0o755)?;
-            state::ensure_dir(&dir.join("work"), 0o700)?;
-            Ok(Some(dir.to_owned()))
-        }
-        StateMount::Bind if dir.ends_with("etc") && !dir.is_dir() => {
-            Err(AssembleError::MissingState {
-                path: dir.to_owned(),
-            })
-        }
-        StateMount::Bind => {
-            state::ensure_dir(dir, 0o755)?;
-            Ok(Some(dir.to_owned()))
-        }
-    }
-}
-
 /// A tmpfs in the staging area with `upper` (0755) and `work` (0700).
 fn transient_layers(staging: &Staging, name: &str) -> Result<(PathBuf, PathBuf), AssembleError> {
     let dir = staging.mkdir(name)?;
@@ -490,30 +550,128 @@ fn transient_layers(staging: &Staging, name: &str) -> Result<(PathBuf, PathBuf),
     Ok((upper, work))
 }
 
-/// Mounts /etc or /var of the new root as `mode` says.
+/// Mounts /etc or /var of the new root from `source`.
 fn mount_state(
     staging: &Staging,
     root_dir: &Path,
     name: &'static str,
-    mode: StateMount,
-    state: Option<&PathBuf>,
+    source: &StateSource,
 ) -> Result<(), AssembleError> {
-    let mp = match mode {
-        StateMount::None => return Ok(()),
-        _ => mount_point(root_dir, if name == "etc" { "/etc" } else { "/var" })?,
-    };
-    let mnt = match (mode, state) {
-        (StateMount::Bind, Some(dir)) => clone_tree(dir, false)?,
-        (StateMount::Overlay, Some(dir)) => mount::state_overlay(
-            &format!("composefs-{name}"),
-            &mp,
-            &dir.join("upper"),
-            &dir.join("work"),
-        )?,
-        _ => {
+    if *source == StateSource::Image {
+        return Ok(());
+    }
+    let mp = mount_point(root_dir, if name == "etc" { "/etc" } else { "/var" })?;
+    let mnt = match source {
+        StateSource::Bind(dir) => clone_tree(dir, false)?,
+        StateSource::Overlay { upper, work } => {
+            mount::state_overlay(&format!("composefs-{name}"), &mp, upper, work)?
+        }
+        StateSource::Transient | StateSource::Image => {
             let (upper, work) = transient_layers(staging, &format!("{name}-state"))?;
             mount::state_overlay(&format!("transient-{name}"), &mp, &upper, &work)?
         }
     };
     attach(&mnt, &mp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            sysroot: "/sysroot".into(),
+            run_dir: "/run/veriroot".into(),
+            sysroot_readonly: true,
+        }
+    }
+
+    const HEX: &str = "ab12";
+
+    #[test]
+    fn default_modes_overlay_etc_and_bind_var_from_the_deployment() {
+        let p = plan(MountModes::default(), &layout(), HEX).unwrap();
+        let deploy = Path::new("/sysroot/state/deploy/ab12");
+        assert_eq!(
+            p.create,
+            [
+                (deploy.join("etc/upper"), 0o755),
+                (deploy.join("etc/work"), 0o700),
+                (deploy.join("var"), 0o755),
+            ]
+        );
+        assert!(p.require.is_empty());
+        assert_eq!(
+            p.etc,
+            StateSource::Overlay {
+                upper: deploy.join("etc/upper"),
+                work: deploy.join("etc/work")
+            }
+        );
+        assert_eq!(p.var, StateSource::Bind(deploy.join("var")));
+        assert!(!p.root_transient);
+        assert_eq!(p.overlay_source, "composefs:ab12");
+    }
+
+    #[test]
+    fn a_bound_etc_must_exist_and_is_never_created() {
+        let modes = MountModes {
+            etc: StateMount::Bind,
+            var: StateMount::Overlay,
+            ..MountModes::default()
+        };
+        let p = plan(modes, &layout(), HEX).unwrap();
+        let etc = Path::new("/sysroot/state/deploy/ab12/etc");
+        assert_eq!(p.require, [etc.to_owned()]);
+        assert!(p.create.iter().all(|(d, _)| !d.starts_with(etc)), "{p:?}");
+        assert_eq!(p.etc, StateSource::Bind(etc.to_owned()));
+        // The check runs before anything is created.
+        let e = prepare_state(&Plan {
+            require: vec!["/nonexistent/etc".into()],
+            create: vec![("/nonexistent/never".into(), 0o755)],
+            ..p
+        })
+        .unwrap_err();
+        assert!(
+            matches!(e, AssembleError::MissingState { ref path } if path == Path::new("/nonexistent/etc")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn transient_and_none_touch_nothing_on_the_real_root() {
+        let modes = MountModes {
+            root_transient: true,
+            etc: StateMount::None,
+            var: StateMount::None,
+        };
+        let p = plan(modes, &layout(), HEX).unwrap();
+        assert!(p.create.is_empty() && p.require.is_empty());
+        assert_eq!((p.etc, p.var), (StateSource::Image, StateSource::Image));
+        assert!(p.root_transient);
+        let modes = MountModes {
+            etc: StateMount::Transient,
+            var: StateMount::Transient,
+            ..MountModes::default()
+        };
+        let p = plan(modes, &layout(), HEX).unwrap();
+        assert!(p.create.is_empty());
+        assert_eq!(
+            (p.etc, p.var),
+            (StateSource::Transient, StateSource::Transient)
+        );
+    }
+
+    #[test]
+    fn modes_overlayfs_cannot_stack_are_refused_before_anything_happens() {
+        let modes = MountModes {
+            root_transient: true,
+            ..MountModes::default()
+        };
+        let e = plan(modes, &layout(), HEX).unwrap_err();
+        assert!(
+            matches!(e, AssembleError::Policy(ModeConflict { dir: "etc", .. })),
+            "{e}"
+        );
+    }
 }
