@@ -35,15 +35,17 @@ build: deps
 		else echo "$$bin: $$size bytes (limit $(MAX_SIZE))"; fi; \
 	done
 
+# Under strace: no test may open the host's TPM, read its command line or
+# configuration, write its /run or mount anything (tools/host-isolated).
 unit:
-	cargo test --workspace
+	tools/host-isolated cargo test --workspace
 
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The aarch64 build is checked too (its tests cannot run on this host).
 	cargo clippy -p veriroot --all-targets --target aarch64-unknown-linux-musl -- -D warnings
-	shellcheck -x qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run
+	shellcheck -x tools/host-isolated qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run
 	shellcheck -s sh qemu/guest/* qemu/smoke.init
 	shellcheck -s bash dracut/*/module-setup.sh
 	qemu/verify-units units/*.service
