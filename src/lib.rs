@@ -35,11 +35,11 @@
 
 pub mod boot;
 pub mod cli;
-pub mod fsverity;
-pub mod hex;
-pub mod host;
-pub mod kernel;
-pub mod logger;
+pub(crate) mod fsverity;
+pub(crate) mod hex;
+pub(crate) mod host;
+pub(crate) mod kernel;
+pub(crate) mod logger;
 pub mod measure;
-pub mod sysext;
+pub(crate) mod sysext;
 pub mod tpm;

@@ -12,10 +12,10 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, FileType, Mode, OFlags, CWD};
+use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::boot::cmdline::ImageRef;
@@ -398,10 +398,6 @@ impl Repository {
             errno,
         })
     }
-
-    pub fn dir(&self) -> impl AsFd + '_ {
-        &self.dir
-    }
 }
 
 /// Decides whether an opened image may be mounted for `image_ref`.
@@ -464,16 +460,6 @@ pub fn select_image(repo: &Repository, refs: &[ImageRef]) -> Result<VerifiedImag
         });
     }
     Err(RepoError::NoImage { tried })
-}
-
-/// Opens `path` relative to the current directory as an O_PATH directory.
-pub fn open_dir_path(path: &Path) -> Result<OwnedFd, Errno> {
-    rfs::openat(
-        CWD,
-        path,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! cap the PCRs when it fails.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::boot::assemble::{
@@ -62,9 +61,7 @@ impl std::error::Error for SetupError {
 #[derive(Debug)]
 pub struct Booted {
     pub image_ref: ImageRef,
-    pub image_path: PathBuf,
     pub assembled: Assembled,
-    pub mounts: MountModes,
     pub timings: Timings,
 }
 
@@ -234,9 +231,7 @@ pub fn verify_and_mount(
     };
     Ok(Booted {
         image_ref: image.image_ref,
-        image_path: image.path,
         assembled,
-        mounts: opts.mounts,
         timings,
     })
 }

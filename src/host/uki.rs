@@ -32,10 +32,6 @@ pub const UNIFIED_SECTIONS: [&str; 11] = [
 /// after systemd-pcrphase-initrd.service).
 pub const DEFAULT_PHASE: &str = "enter-initrd";
 
-/// The phases systemd-pcrphase measures in a full boot up to
-/// `multi-user.target`, as `systemd-measure` lists them.
-pub const BOOT_PHASES: [&str; 4] = ["enter-initrd", "leave-initrd", "sysinit", "ready"];
-
 /// What went wrong reading a PE file. Offsets are file offsets.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PeError {
@@ -240,10 +236,6 @@ impl PeImage {
             })?;
         }
         Ok(PeImage { bytes, sections })
-    }
-
-    pub fn sections(&self) -> &[Section] {
-        &self.sections
     }
 
     /// The first section of that name with a non-zero size, as the stub

@@ -110,9 +110,6 @@ pub const LOG_PATH_ENV: &str = "SYSTEMD_MEASURE_LOG_USERSPACE";
 /// with this type, so veriroot uses it and keeps the check.
 pub const VERIROOT_EVENT_TYPE: &str = "filesystem";
 
-/// The event types systemd 257 knows.
-pub const SYSTEMD_257_EVENT_TYPES: [&str; 4] = ["phase", "filesystem", "volume-key", "machine-id"];
-
 /// PCR indexes systemd accepts (`TPM2_PCRS_MAX`).
 pub const PCR_COUNT: u32 = 24;
 
