@@ -140,6 +140,18 @@ fn a_malformed_sysext_argument_caps_pcr_13_too() {
         &format!("composefs={HEX} veriroot.sysext=zz"),
     );
     assert!(e.to_string().contains("veriroot.sysext=zz"), "{e}");
+    // The cause is kept, typed, down to the hex digit that is wrong.
+    let mut chain = vec![e.to_string()];
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        chain.push(c.to_string());
+        cause = c.source();
+    }
+    assert_eq!(
+        chain.last().map(String::as_str),
+        Some("2 hex digits, expected 64 (sha256) or 128 (sha512)"),
+        "{chain:#?}"
+    );
     assert_eq!(boot.pcr(15), capped(15));
     assert_eq!(boot.pcr(13), capped(13));
     assert_eq!(

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::fsverity::digest::{Algorithm, Digest};
+use crate::fsverity::digest::{Algorithm, Digest, HexError};
 
 /// A parsed command line: `key[=value]` parameters in order, plus what
 /// follows `--` (arguments for init, not for the kernel or for us).
@@ -35,7 +35,57 @@ pub struct ImageRef {
 pub struct MalformedArg {
     pub arg: String,
     pub expected: &'static str,
-    pub problem: String,
+    pub problem: KargProblem,
+}
+
+/// What is wrong with one kernel argument's value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KargProblem {
+    NoValue,
+    EmptyItem,
+    Digest(HexError),
+    /// A list item that is not a digest.
+    Item {
+        item: String,
+        error: HexError,
+    },
+    NamedTwice(String),
+    NoColon,
+    Format(String),
+    Version(String),
+    Hash(String),
+    BlockSize(String),
+    /// The digest after `composefs.digest=…:`.
+    DigestOf {
+        algorithm: Algorithm,
+        error: HexError,
+    },
+}
+
+impl fmt::Display for KargProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KargProblem::NoValue => f.write_str("no value"),
+            KargProblem::EmptyItem => f.write_str("an empty item in the list"),
+            KargProblem::Digest(e) => e.fmt(f),
+            KargProblem::Item { item, error } => write!(f, "'{item}': {error}"),
+            KargProblem::NamedTwice(item) => write!(f, "'{item}' is named twice"),
+            KargProblem::NoColon => f.write_str("no ':' between the format and the digest"),
+            KargProblem::Format(spec) => {
+                write!(
+                    f,
+                    "format '{spec}' is not <version>-<hash>-<log2 block size>"
+                )
+            }
+            KargProblem::Version(v) => write!(f, "unknown EROFS format version '{v}'"),
+            KargProblem::Hash(h) => write!(f, "unknown hash '{h}'"),
+            KargProblem::BlockSize(b) => write!(
+                f,
+                "block size 2^{b} is not supported (composefs uses 4 KiB blocks, 12)"
+            ),
+            KargProblem::DigestOf { algorithm, error } => write!(f, "{algorithm} digest: {error}"),
+        }
+    }
 }
 
 impl fmt::Display for MalformedArg {
@@ -48,7 +98,22 @@ impl fmt::Display for MalformedArg {
     }
 }
 
-impl std::error::Error for MalformedArg {}
+impl std::error::Error for MalformedArg {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.problem)
+    }
+}
+
+impl std::error::Error for KargProblem {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KargProblem::Digest(error)
+            | KargProblem::Item { error, .. }
+            | KargProblem::DigestOf { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// The command line's file (`/proc/cmdline`) cannot be read.
 #[derive(Debug)]
@@ -69,7 +134,7 @@ impl std::error::Error for ReadError {
     }
 }
 
-type DigestParser = fn(&str) -> Result<Digest, String>;
+type DigestParser = fn(&str) -> Result<Digest, KargProblem>;
 
 const COMPOSEFS: &str = "composefs";
 const COMPOSEFS_DIGEST: &str = "composefs.digest";
@@ -151,14 +216,14 @@ impl Cmdline {
                 Some(v) => format!("{key}={v}"),
                 None => key.clone(),
             };
-            let malformed = |problem: String| MalformedArg {
+            let malformed = |problem: KargProblem| MalformedArg {
                 arg: source.clone(),
                 expected,
                 problem,
             };
             let value = value
                 .as_deref()
-                .ok_or_else(|| malformed("no value".into()))?;
+                .ok_or_else(|| malformed(KargProblem::NoValue))?;
             let (insecure, text) = match value.strip_prefix('?') {
                 Some(rest) => (true, rest),
                 None => (false, value),
@@ -193,7 +258,7 @@ impl Cmdline {
                 Some(v) => format!("{key}={v}"),
                 None => key.clone(),
             };
-            let malformed = |problem: String| MalformedArg {
+            let malformed = |problem: KargProblem| MalformedArg {
                 arg: source.clone(),
                 expected: EXPECT_SYSEXT,
                 problem,
@@ -201,15 +266,19 @@ impl Cmdline {
             let value = value
                 .as_deref()
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| malformed("no value".into()))?;
+                .ok_or_else(|| malformed(KargProblem::NoValue))?;
             for item in value.split(',') {
                 if item.is_empty() {
-                    return Err(malformed("an empty item in the list".into()));
+                    return Err(malformed(KargProblem::EmptyItem));
                 }
-                let digest =
-                    Digest::from_hex(item).map_err(|e| malformed(format!("'{item}': {e}")))?;
+                let digest = Digest::from_hex(item).map_err(|error| {
+                    malformed(KargProblem::Item {
+                        item: item.to_owned(),
+                        error,
+                    })
+                })?;
                 if digests.contains(&digest) {
-                    return Err(malformed(format!("'{item}' is named twice")));
+                    return Err(malformed(KargProblem::NamedTwice(item.to_owned())));
                 }
                 digests.push(digest);
             }
@@ -218,37 +287,29 @@ impl Cmdline {
     }
 }
 
-fn parse_composefs(text: &str) -> Result<Digest, String> {
-    Digest::from_hex(text).map_err(|e| e.to_string())
+fn parse_composefs(text: &str) -> Result<Digest, KargProblem> {
+    Digest::from_hex(text).map_err(KargProblem::Digest)
 }
 
-fn parse_composefs_digest(text: &str) -> Result<Digest, String> {
-    let (spec, hex) = text
-        .split_once(':')
-        .ok_or_else(|| "no ':' between the format and the digest".to_string())?;
+fn parse_composefs_digest(text: &str) -> Result<Digest, KargProblem> {
+    let (spec, hex) = text.split_once(':').ok_or(KargProblem::NoColon)?;
     let mut parts = spec.split('-');
     let (version, hash, block) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(v), Some(h), Some(b), None) => (v, h, b),
-        _ => {
-            return Err(format!(
-                "format '{spec}' is not <version>-<hash>-<log2 block size>"
-            ))
-        }
+        _ => return Err(KargProblem::Format(spec.to_owned())),
     };
     if !matches!(version, "v1" | "v2") {
-        return Err(format!("unknown EROFS format version '{version}'"));
+        return Err(KargProblem::Version(version.to_owned()));
     }
     let algorithm = match hash {
         "sha256" => Algorithm::Sha256,
         "sha512" => Algorithm::Sha512,
-        _ => return Err(format!("unknown hash '{hash}'")),
+        _ => return Err(KargProblem::Hash(hash.to_owned())),
     };
     if block != "12" {
-        return Err(format!(
-            "block size 2^{block} is not supported (composefs uses 4 KiB blocks, 12)"
-        ));
+        return Err(KargProblem::BlockSize(block.to_owned()));
     }
-    Digest::from_hex_as(algorithm, hex).map_err(|e| format!("{algorithm} digest: {e}"))
+    Digest::from_hex_as(algorithm, hex).map_err(|error| KargProblem::DigestOf { algorithm, error })
 }
 
 fn split(text: &str) -> Vec<String> {
@@ -360,7 +421,11 @@ mod tests {
         for (arg, problem) in cases {
             let err = Cmdline::parse(arg).image_refs().unwrap_err();
             assert_eq!(err.arg, arg);
-            assert!(err.problem.contains(problem), "{arg}: {}", err.problem);
+            assert!(
+                err.problem.to_string().contains(problem),
+                "{arg}: {}",
+                err.problem
+            );
             assert!(err.to_string().contains(&format!("'{arg}'")));
         }
     }
@@ -372,6 +437,7 @@ mod tests {
             .unwrap_err();
         assert!(
             err.problem
+                .to_string()
                 .contains("sha512 digest: 64 hex digits, expected 128"),
             "{}",
             err.problem
@@ -420,7 +486,11 @@ mod tests {
             assert!(c.names_sysexts(), "{arg}");
             let err = c.sysext_digests().unwrap_err();
             assert_eq!(err.arg, arg);
-            assert!(err.problem.contains(problem), "{arg}: {}", err.problem);
+            assert!(
+                err.problem.to_string().contains(problem),
+                "{arg}: {}",
+                err.problem
+            );
             assert!(err.to_string().contains("veriroot.sysext=<hex>"), "{err}");
         }
     }

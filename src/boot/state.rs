@@ -35,7 +35,11 @@ impl fmt::Display for StateError {
     }
 }
 
-impl std::error::Error for StateError {}
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
 
 /// The deployment's state directory for an image.
 pub fn deploy_dir(sysroot: &Path, digest_hex: &str) -> PathBuf {

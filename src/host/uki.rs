@@ -133,7 +133,14 @@ impl fmt::Display for UkiError {
     }
 }
 
-impl std::error::Error for UkiError {}
+impl std::error::Error for UkiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UkiError::Read { source, .. } => Some(source),
+            UkiError::Parse { source, .. } => Some(source),
+        }
+    }
+}
 
 /// One entry of the section table (only what measuring needs).
 #[derive(Debug, Clone, PartialEq, Eq)]

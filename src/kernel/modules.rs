@@ -33,7 +33,11 @@ impl fmt::Display for ModuleError {
     }
 }
 
-impl std::error::Error for ModuleError {}
+impl std::error::Error for ModuleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
 
 pub fn release() -> String {
     rustix::system::uname()
@@ -88,14 +92,16 @@ pub fn load_order(entries: &[(String, Vec<String>)]) -> Vec<String> {
 /// the kernel has what it needs built in; a module already loaded is fine.
 pub fn load_all(dir: &Path) -> Result<usize, ModuleError> {
     let dep = dir.join("modules.dep");
-    let text = match std::fs::read_to_string(&dep) {
-        Ok(t) => t,
+    // Bytes, not a String: a stray non-UTF-8 byte must not read as EIO.
+    let text = match std::fs::read(&dep) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => {
             return Err(ModuleError {
                 path: dep,
+                // read(2)'s own error: std::fs::read returns no other kind.
                 errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
-            })
+            });
         }
     };
     let mut loaded = 0;

@@ -40,7 +40,11 @@ impl fmt::Display for MountError {
     }
 }
 
-impl std::error::Error for MountError {}
+impl std::error::Error for MountError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
 
 /// An open fs context (`fsopen`).
 pub struct FsContext {

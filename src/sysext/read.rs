@@ -66,7 +66,15 @@ impl fmt::Display for ExtensionError {
     }
 }
 
-impl std::error::Error for ExtensionError {}
+impl std::error::Error for ExtensionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExtensionError::Rule(e) => Some(e),
+            ExtensionError::Read { errno, .. } => Some(errno),
+            ExtensionError::NoOsRelease | ExtensionError::BadList { .. } => None,
+        }
+    }
+}
 
 /// Opens `path` below `root` as if `root` were `/` (symlinks included).
 fn open_in(root: BorrowedFd<'_>, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {

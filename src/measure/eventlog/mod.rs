@@ -315,7 +315,11 @@ impl fmt::Display for ParseError {
     }
 }
 
-impl std::error::Error for ParseError {}
+impl std::error::Error for ParseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.kind)
+    }
+}
 
 /// One record as written to the log: `0x1E`, the JSON systemd's
 /// `sd_json_variant_format(…, SD_JSON_FORMAT_SEQ)` produces (compact, keys in
@@ -697,7 +701,20 @@ impl fmt::Display for LogError {
     }
 }
 
-impl std::error::Error for LogError {}
+impl std::error::Error for LogError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LogError::Open { errno, .. }
+            | LogError::Lock { errno, .. }
+            | LogError::Stat { errno, .. }
+            | LogError::Chmod { errno, .. }
+            | LogError::Write { errno, .. }
+            | LogError::Sync { errno, .. } => Some(errno),
+            LogError::InvalidRecord { kind, .. } => Some(kind),
+            LogError::NotRegular { .. } => None,
+        }
+    }
+}
 
 fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_io_error(e).unwrap_or(Errno::IO)
