@@ -53,6 +53,15 @@ pub enum PeError {
         size: u64,
         len: u64,
     },
+    /// A section claims more memory (`VirtualSize`) than the file holds
+    /// or than [`MAX_SECTION_SIZE`]: measuring it would allocate that much.
+    SectionTooLarge {
+        name: String,
+        virtual_size: u64,
+        raw_size: u64,
+        len: u64,
+        max: u64,
+    },
     /// No `.linux` section: a PE file, but not a UKI.
     NotAUki,
     /// A `.profile` section: the stub measures the selected profile's
@@ -94,6 +103,18 @@ impl fmt::Display for PeError {
                 f,
                 "section {name}: {size} bytes of raw data at offset {offset:#x} run past the \
                  end of the file ({len:#x}): the file is truncated"
+            ),
+            PeError::SectionTooLarge {
+                name,
+                virtual_size,
+                raw_size,
+                len,
+                max,
+            } => write!(
+                f,
+                "section {name}: VirtualSize {virtual_size:#x} (raw data {raw_size:#x}) is \
+                 larger than the whole file ({len:#x} bytes) or the limit {max:#x}: refusing \
+                 to load it"
             ),
             PeError::NotAUki => f.write_str(
                 "no .linux section: a PE image but not a unified kernel image (build one with \
@@ -191,6 +212,10 @@ const E_LFANEW: u64 = 0x3c;
 const COFF_HEADER_LEN: u64 = 20;
 const SECTION_HEADER_LEN: u64 = 40;
 
+/// The most memory one section may claim (`VirtualSize`), whatever the
+/// file's size: a UKI's largest section (the initrd) is well below this.
+pub const MAX_SECTION_SIZE: u64 = 1 << 30;
+
 impl PeImage {
     /// Parses the DOS header, the PE signature, the COFF header and the
     /// section table; every offset is checked against the file's length.
@@ -241,6 +266,20 @@ impl PeImage {
                     len: bytes.len() as u64,
                 }
             })?;
+            // `memory()` zero-fills up to VirtualSize. In a UKI the stub's
+            // sections are small and the others hold their data in the
+            // file, so no section needs more memory than the file has.
+            let len = bytes.len() as u64;
+            let virtual_size = u64::from(s.virtual_size);
+            if virtual_size > len || virtual_size > MAX_SECTION_SIZE {
+                return Err(PeError::SectionTooLarge {
+                    name: s.name.clone(),
+                    virtual_size,
+                    raw_size: u64::from(s.raw_size),
+                    len,
+                    max: MAX_SECTION_SIZE,
+                });
+            }
         }
         Ok(PeImage { bytes, sections })
     }
@@ -549,6 +588,43 @@ mod tests {
                 "{bank:?} phase '{phase}'"
             );
         }
+    }
+
+    /// Issue 13: a 128-byte PE file whose section claims a VirtualSize of
+    /// 0xFFFFFFFF made `memory()` allocate 4 GiB and abort the process.
+    #[test]
+    fn a_section_claiming_more_memory_than_the_file_is_refused() {
+        let mut tiny = vec![0u8; 128];
+        tiny[..2].copy_from_slice(b"MZ");
+        tiny[0x3c] = 0x40; // e_lfanew
+        tiny[0x40..0x44].copy_from_slice(b"PE\0\0");
+        tiny[0x46] = 1; // one section, no optional header
+        let h = 0x40 + 4 + 20;
+        tiny[h..h + 6].copy_from_slice(b".linux");
+        tiny[h + 8..h + 12].copy_from_slice(&0xffff_ffffu32.to_le_bytes());
+        let e = Uki::parse(tiny).err().unwrap();
+        assert_eq!(
+            e,
+            PeError::SectionTooLarge {
+                name: ".linux".into(),
+                virtual_size: 0xffff_ffff,
+                raw_size: 0,
+                len: 128,
+                max: MAX_SECTION_SIZE,
+            }
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("section .linux"), "{msg}");
+        assert!(msg.contains("0xffffffff") && msg.contains("0x80"), "{msg}");
+        // Zero fill up to the file's length is still fine (tested above);
+        // one byte more is not.
+        let ok = pe(&[(".linux", b"kernel", None)], 0);
+        let len = ok.len() as u32;
+        assert!(Uki::parse(pe(&[(".linux", b"kernel", Some(len))], 0)).is_ok());
+        assert!(matches!(
+            Uki::parse(pe(&[(".linux", b"kernel", Some(len + 1))], 0)),
+            Err(PeError::SectionTooLarge { .. })
+        ));
     }
 
     #[test]
