@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::measure::eventlog::{self, Content, ParseError};
@@ -17,6 +18,11 @@ pub enum LogCommandError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// The file is larger than `limit` bytes: not read further.
+    TooLarge {
+        path: PathBuf,
+        limit: u64,
+    },
     Parse {
         path: PathBuf,
         error: ParseError,
@@ -24,12 +30,23 @@ pub enum LogCommandError {
     Tpm(TpmError),
 }
 
+/// The most `veriroot log` reads. systemd's log holds a few records per
+/// boot (a few hundred bytes each); this is far beyond any real one and
+/// keeps a wrong path (a disk image, /dev/zero) from filling memory.
+pub const MAX_LOG_SIZE: u64 = 64 << 20;
+
 impl fmt::Display for LogCommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LogCommandError::Read { path, error } => {
                 write!(f, "cannot read {}: {error}", path.display())
             }
+            LogCommandError::TooLarge { path, limit } => write!(
+                f,
+                "{}: larger than {limit} bytes, the most a measurement log may have: not a \
+                 measurement log",
+                path.display()
+            ),
             LogCommandError::Parse { path, error } => write!(f, "{}: {error}", path.display()),
             LogCommandError::Tpm(e) => e.fmt(f),
         }
@@ -40,6 +57,7 @@ impl std::error::Error for LogCommandError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LogCommandError::Read { error, .. } => Some(error),
+            LogCommandError::TooLarge { .. } => None,
             LogCommandError::Parse { error, .. } => Some(error),
             LogCommandError::Tpm(e) => Some(e),
         }
@@ -55,10 +73,7 @@ pub fn run(
     tpm_devices: &[PathBuf],
 ) -> Result<ExitCode, LogCommandError> {
     let path = path.unwrap_or_else(eventlog::log_path);
-    let bytes = std::fs::read(&path).map_err(|error| LogCommandError::Read {
-        path: path.clone(),
-        error,
-    })?;
+    let bytes = read_capped(&path, MAX_LOG_SIZE)?;
     let records = eventlog::parse(&bytes).map_err(|error| LogCommandError::Parse {
         path: path.clone(),
         error,
@@ -109,6 +124,27 @@ pub fn run(
     })
 }
 
+/// The whole file, if it has at most `limit` bytes (reads at most one
+/// byte more: works for pipes and character devices too).
+fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, LogCommandError> {
+    let read_error = |error| LogCommandError::Read {
+        path: path.to_owned(),
+        error,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(LogCommandError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Which record the TPM's value stops reflecting.
 fn first_mismatch(records: &[eventlog::Record], pcr: u32, bank: HashAlg, live: &[u8]) -> String {
     let mut value = vec![0u8; bank.digest_len()];
@@ -146,6 +182,32 @@ mod tests {
 
     fn record(pcr: u32, s: &str) -> Record {
         Record::measure_string(pcr, &[HashAlg::Sha256], s, None)
+    }
+
+    #[test]
+    fn a_log_larger_than_the_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, vec![b' '; 1001]).unwrap();
+        let e = read_capped(&path, 1000).unwrap_err();
+        assert!(
+            matches!(e, LogCommandError::TooLarge { limit: 1000, .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("larger than 1000 bytes"), "{e}");
+        assert_eq!(read_capped(&path, 1001).unwrap().len(), 1001);
+        // Through `run`, with the real limit: a file one byte over it.
+        let big = std::fs::File::create(&path).unwrap();
+        big.set_len(MAX_LOG_SIZE + 1).unwrap();
+        let e = run(Some(path.clone()), true, false, &[]).unwrap_err();
+        assert!(
+            matches!(e, LogCommandError::TooLarge { limit, .. } if limit == MAX_LOG_SIZE),
+            "{e:?}"
+        );
+        assert!(matches!(
+            read_capped(&dir.path().join("absent"), 10),
+            Err(LogCommandError::Read { .. })
+        ));
     }
 
     #[test]
