@@ -36,6 +36,10 @@
 pub mod boot;
 pub mod cli;
 pub(crate) mod fsverity;
+// The fuzz targets' entry points (fuzz/): one per parser of untrusted
+// bytes, so the internal modules can stay `pub(crate)`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod hex;
 pub(crate) mod host;
 pub(crate) mod kernel;

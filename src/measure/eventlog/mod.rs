@@ -75,7 +75,7 @@
 //! mid-way by an earlier writer; systemd 257 then leaves it alone (no record,
 //! bit stays set) and still extends the PCR, and so does `LogWriter`.
 
-mod json;
+pub(crate) mod json;
 
 use std::collections::BTreeMap;
 use std::fmt;
