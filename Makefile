@@ -1,7 +1,8 @@
 # veriroot: build, test, demo, install.
 #   make demo     build everything, boot a verified image under QEMU
-#   make test     unit tests + every VM scenario, x86_64 and aarch64 guests
-#                 (installs what it needs)
+#   make test     unit tests, a fuzz smoke, every VM scenario, x86_64 and
+#                 aarch64 guests (installs what it needs)
+#   make fuzz     each fuzz target FUZZ_MINUTES (default 10), one at a time
 #   make install DESTDIR=...
 SHELL := /bin/bash
 # The static initrd binary is built for every architecture the tests boot
@@ -17,7 +18,13 @@ MAX_SIZE := 1048576
 # The VM scenarios of every architecture, in one report (qemu/run-scenarios).
 SCENARIO_ARCHES := x86_64,aarch64
 
-.PHONY: all deps build unit lint scenarios test demo install clean bench
+# The fuzz targets (fuzz/fuzz_targets/, one per parser of untrusted bytes).
+FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json \
+	tpm_response uki superblock modules_dep digest
+FUZZ_MINUTES ?= 10
+FUZZ_SMOKE_SECONDS ?= 10
+
+.PHONY: all deps build unit lint scenarios test demo install clean bench fuzz fuzz-smoke
 
 all: build
 
@@ -42,10 +49,13 @@ unit:
 
 lint:
 	cargo fmt --all --check
+	# fuzz/ is its own workspace: formatted here; built (and so checked)
+	# by fuzz-smoke, which needs libFuzzer, so not clippy'd here.
+	cargo fmt --manifest-path fuzz/Cargo.toml --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The aarch64 build is checked too (its tests cannot run on this host).
 	cargo clippy -p veriroot --all-targets --target aarch64-unknown-linux-musl -- -D warnings
-	shellcheck -x tools/host-isolated qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run
+	shellcheck -x tools/host-isolated qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run fuzz/run
 	shellcheck -s sh qemu/guest/* qemu/smoke.init
 	shellcheck -s bash dracut/*/module-setup.sh
 	qemu/verify-units units/*.service
@@ -53,7 +63,16 @@ lint:
 scenarios: build
 	qemu/run-scenarios --arch $(SCENARIO_ARCHES)
 
-test: deps lint unit scenarios
+# Every fuzz target for a few seconds from its seeds: fails on any crash.
+fuzz-smoke: deps
+	fuzz/run $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+# The campaign (not part of `make test`): FUZZ_MINUTES per target, in turn.
+# New inputs are kept in fuzz/work/ (ignored by git) for the next run.
+fuzz: deps
+	fuzz/run $$(( $(FUZZ_MINUTES) * 60 )) $(FUZZ_TARGETS)
+
+test: deps lint unit fuzz-smoke scenarios
 
 demo: build
 	qemu/demo
