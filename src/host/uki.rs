@@ -627,6 +627,21 @@ mod tests {
         ));
     }
 
+    /// The input the `uki` fuzz target found against the parser before
+    /// the bound (libFuzzer: out-of-memory): the fixture UKI with `.uname`
+    /// claiming a VirtualSize of 0xFFFFFFF5.
+    #[test]
+    fn fuzzer_found_uname_section_of_4_gib_is_refused() {
+        let bytes = include_bytes!("../../tests/fixtures/fuzz/uki-oom-virtual-size");
+        let e = Uki::parse(bytes.to_vec()).err().unwrap();
+        assert!(
+            matches!(e, PeError::SectionTooLarge { ref name, virtual_size: 0xffff_fff5, .. }
+                if name == ".uname"),
+            "{e:?}"
+        );
+        crate::fuzzing::uki(bytes);
+    }
+
     #[test]
     fn malformed_images_are_refused_with_the_offset() {
         assert_eq!(
