@@ -226,6 +226,25 @@ impl Config {
         config.validated(&paths.config)
     }
 
+    /// The PCR a configuration file names in `[tpm] pcr`, read leniently:
+    /// for capping when the file is broken and cannot be loaded. A file
+    /// that cannot be read or names nothing usable gives `None`.
+    pub fn pcr_hint(path: &Path) -> Option<u32> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut section = "";
+        let mut found = None;
+        for line in text.lines().map(|l| strip_comment(l).trim()) {
+            if let Some(name) = line.strip_prefix('[') {
+                section = name.strip_suffix(']').map_or("", str::trim);
+            } else if let Some((k, v)) = line.split_once('=') {
+                if section == "tpm" && k.trim() == "pcr" {
+                    found = v.trim().parse::<u32>().ok().filter(|&p| p <= 23 && p != 11);
+                }
+            }
+        }
+        found
+    }
+
     /// Defaults overridden by one file (tests, `predict --config`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let mut config = Config::default();
@@ -448,6 +467,24 @@ mod tests {
                 .contains("cannot be combined with [etc] mount = \"overlay\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_broken_file_still_says_which_pcr_it_meant() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("veriroot.conf");
+        std::fs::write(
+            &p,
+            "[tpm]\npcr = 14 # ours\nplicy = \"off\"\n[etc]\npcr = 9\n",
+        )
+        .unwrap();
+        assert!(Config::load(&p).is_err());
+        assert_eq!(Config::pcr_hint(&p), Some(14));
+        std::fs::write(&p, "[tpm\npcr = 14\n").unwrap();
+        assert_eq!(Config::pcr_hint(&p), None, "no [tpm] section was opened");
+        std::fs::write(&p, "[tpm]\npcr = 11\n").unwrap();
+        assert_eq!(Config::pcr_hint(&p), None, "11 is never veriroot's");
+        assert_eq!(Config::pcr_hint(&dir.path().join("missing")), None);
     }
 
     #[test]

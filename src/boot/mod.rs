@@ -18,6 +18,7 @@
 pub mod assemble;
 pub mod cmdline;
 pub mod config;
+pub mod disk;
 pub mod mount_modes;
 pub mod paths;
 pub mod pid1;

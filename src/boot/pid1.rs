@@ -26,7 +26,7 @@ use crate::boot::setup::{self, SetupError, SetupOptions};
 use crate::kernel::blockdev::{self, NotFound, RootSpec, RootSpecError};
 use crate::kernel::firmware;
 use crate::kernel::modules::{self, ModuleError};
-use crate::measure::measurer::cap_default_pcr;
+use crate::measure::measurer::cap_without_config;
 use crate::measure::{MeasureError, Measurer};
 
 const SYSROOT: &str = "/sysroot";
@@ -203,25 +203,35 @@ fn boot(
     );
     let lap = Instant::now();
     let config = Config::load_initrd(paths).map_err(|e| {
-        cap_default_pcr(paths);
+        // The broken file cannot be trusted to say which PCR: cap the
+        // default ones and the one it seems to name.
+        cap_without_config(paths, Config::pcr_hint(&paths.config));
         InitError::Config(e)
     })?;
     let parse = parse + lap.elapsed();
+    // A malformed veriroot.tpm-timeout= is refused once the TPM is open,
+    // so that the refusal is capped like every other: wait the default.
+    let tpm_timeout = seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT);
     if config.tpm != TpmPolicy::Off {
-        // Only a malformed veriroot.tpm-timeout= fails here: cap all the same.
-        let timeout = seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT)
-            .inspect_err(|_| cap_default_pcr(paths))?;
-        wait_for_tpm(paths, timeout);
+        wait_for_tpm(paths, *tpm_timeout.as_ref().unwrap_or(&DEFAULT_TPM_TIMEOUT));
     }
     let lap = Instant::now();
-    let m =
-        measurer.insert(Measurer::open(config.tpm, config.pcr, paths).map_err(InitError::Measure)?);
+    let opened = Measurer::open(config.tpm, config.pcr, paths).map_err(|e| {
+        // A TPM that failed may still take the cap (a later open, the
+        // other device node); without one there is nothing to cap.
+        if !matches!(e, MeasureError::NoTpm) {
+            cap_without_config(paths, Some(config.pcr));
+        }
+        InitError::Measure(e)
+    })?;
+    let m = measurer.insert(opened);
     let tpm_open = lap.elapsed();
+    tpm_timeout?;
 
     // A malformed command line is known before waiting for any disk.
     let lap = Instant::now();
     let decisions = Decisions::from_cmdline(&cmdline)?;
-    let sysexts = setup::sysexts(&cmdline, m).map_err(InitError::Setup)?;
+    let sysexts = setup::sysexts(&cmdline).map_err(InitError::Setup)?;
     let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
     let parse = parse + lap.elapsed();
     let lap = Instant::now();

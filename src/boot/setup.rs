@@ -15,7 +15,7 @@ use crate::boot::sysext_images::{self, SysextImageError, NAMED_BY_IMAGE, NAMED_B
 use crate::fsverity::digest::Digest;
 use crate::measure::events;
 use crate::measure::{MeasureError, Measurer};
-use crate::sysext::rules::{MergedExtension, SYSEXT_PCR};
+use crate::sysext::rules::MergedExtension;
 
 #[derive(Debug)]
 pub enum SetupError {
@@ -139,13 +139,8 @@ pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
     Ok(refs)
 }
 
-/// The system extensions the command line names. When any
-/// `veriroot.sysext` is present, a refusal caps their PCR too, so this is
-/// asked before anything else can fail.
-pub fn sysexts(cmdline: &Cmdline, measurer: &mut Measurer) -> Result<Vec<Digest>, SetupError> {
-    if cmdline.names_sysexts() {
-        measurer.also_cap(SYSEXT_PCR);
-    }
+/// The system extensions the command line names, lowest first.
+pub fn sysexts(cmdline: &Cmdline) -> Result<Vec<Digest>, SetupError> {
     cmdline.sysext_digests().map_err(SetupError::Cmdline)
 }
 
@@ -158,8 +153,7 @@ pub fn verify_and_mount(
     measurer: &mut Measurer,
 ) -> Result<Booted, SetupError> {
     let start = Instant::now();
-    let repo =
-        Repository::open(&opts.layout.sysroot.join("composefs")).map_err(SetupError::Repository)?;
+    let repo = Repository::open_on_disk(&opts.layout.sysroot).map_err(SetupError::Repository)?;
     let image = repository::select_image(&repo, refs).map_err(SetupError::Repository)?;
     if image.image_ref.insecure {
         log::warn!(
@@ -207,13 +201,8 @@ pub fn verify_and_mount(
             .map(|mut found| found.remove(0).0)
         },
     };
-    let staged = assemble::stage(&source, opts.mounts, &opts.layout).map_err(|e| {
-        // An extension the image listed was refused: cap its PCR too.
-        if e.is_about_an_extension() {
-            measurer.also_cap(SYSEXT_PCR);
-        }
-        SetupError::Assemble(e)
-    })?;
+    let staged =
+        assemble::stage(&source, opts.mounts, &opts.layout).map_err(SetupError::Assemble)?;
     let staged_at = start.elapsed();
     let events = events::success_events(measurer.pcr(), &image.image_ref, opts.mounts)
         .into_iter()

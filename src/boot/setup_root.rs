@@ -13,7 +13,7 @@ use crate::boot::cmdline::{Cmdline, ReadError};
 use crate::boot::config::{Config, ConfigError};
 use crate::boot::paths::HostPaths;
 use crate::boot::setup::{self, SetupError, SetupOptions};
-use crate::measure::measurer::cap_default_pcr;
+use crate::measure::measurer::cap_without_config;
 use crate::measure::{MeasureError, Measurer};
 
 /// What `veriroot setup-root` was asked to do.
@@ -68,13 +68,21 @@ pub fn run(args: Args, paths: &HostPaths) -> Result<(), SetupRootError> {
         None => Config::load_initrd(paths),
     }
     .map_err(|e| {
-        // The broken file cannot say which PCR: cap the default one.
-        cap_default_pcr(paths);
+        // The broken file cannot be trusted to say which PCR: cap the
+        // default ones and the one it seems to name.
+        let named = Config::pcr_hint(args.config.as_deref().unwrap_or(&paths.config));
+        cap_without_config(paths, named);
         SetupRootError::Config(e)
     })?;
     let config_parsed = started.elapsed();
-    let mut measurer =
-        Measurer::open(config.tpm, config.pcr, paths).map_err(SetupRootError::Measure)?;
+    let mut measurer = Measurer::open(config.tpm, config.pcr, paths).map_err(|e| {
+        // A TPM that failed may still take the cap (a later open, the
+        // other device node); without one there is nothing to cap.
+        if !matches!(e, MeasureError::NoTpm) {
+            cap_without_config(paths, Some(config.pcr));
+        }
+        SetupRootError::Measure(e)
+    })?;
     let tpm_open = started.elapsed() - config_parsed;
     run_with(&args, &config, paths, &mut measurer, started, tpm_open)
 }
@@ -109,7 +117,7 @@ fn mount_verified(
         Some(text) => Cmdline::parse(text),
         None => Cmdline::read(&paths.cmdline).map_err(SetupRootError::Cmdline)?,
     };
-    let sysexts = setup::sysexts(&cmdline, measurer).map_err(SetupRootError::Setup)?;
+    let sysexts = setup::sysexts(&cmdline).map_err(SetupRootError::Setup)?;
     let refs = setup::image_refs(&cmdline).map_err(SetupRootError::Setup)?;
     let parse = started.elapsed() - tpm_open;
     let opts = SetupOptions {

@@ -141,7 +141,7 @@ pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
             r.digest.algorithm()
         ));
     }
-    let repo = match Repository::open(&sysroot.join("composefs")) {
+    let repo = match Repository::open_on_disk(sysroot) {
         Ok(r) => r,
         Err(e) => {
             report.fail(e.to_string());
