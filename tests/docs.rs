@@ -654,3 +654,57 @@ fn design_module_table_is_the_source_tree() {
         "docs/design.md's module table names files that do not exist: {gone:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The units' Documentation= against `make install`
+
+#[test]
+fn unit_documentation_is_installed() {
+    let dest = tempfile::tempdir().unwrap();
+    // A stand-in binary: no release build, nothing outside the temporary
+    // directory is written.
+    let bin = dest.path().join("veriroot.stand-in");
+    std::fs::write(&bin, "").unwrap();
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(root())
+        .arg("install")
+        .arg(format!("DESTDIR={}", dest.path().join("root").display()))
+        .arg(format!("BIN={}", bin.display()))
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "make install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed = dest.path().join("root");
+    let mut named = 0;
+    for entry in std::fs::read_dir(root().join("units")).unwrap() {
+        let unit = entry.unwrap().path();
+        let text = std::fs::read_to_string(&unit).unwrap();
+        for line in text.lines() {
+            let Some(docs) = line.strip_prefix("Documentation=") else {
+                continue;
+            };
+            for doc in docs.split_whitespace() {
+                named += 1;
+                let path = if let Some(p) = doc.strip_prefix("file://") {
+                    installed.join(p.trim_start_matches('/'))
+                } else if let Some(page) = doc.strip_prefix("man:") {
+                    let (name, section) = page.trim_end_matches(')').split_once('(').unwrap();
+                    installed.join(format!("usr/share/man/man{section}/{name}.{section}"))
+                } else {
+                    continue;
+                };
+                assert!(
+                    path.exists(),
+                    "{}: Documentation= names {doc}, which make install does not install",
+                    unit.display()
+                );
+            }
+        }
+    }
+    assert!(named > 0, "no unit has Documentation=");
+}
