@@ -708,3 +708,44 @@ fn unit_documentation_is_installed() {
     }
     assert!(named > 0, "no unit has Documentation=");
 }
+
+// ---------------------------------------------------------------------------
+// Scenario counts
+
+#[test]
+fn scenario_counts_are_the_initrd_tests() {
+    let (mut x86_64, mut aarch64, mut files) = (0, 0, 0);
+    for entry in std::fs::read_dir(root().join("initrd-tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some() {
+            continue; // README.md
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        // qemu/run-scenarios: no `# arches:` line means x86_64 only.
+        let arches = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# arches: "))
+            .unwrap_or("x86_64");
+        x86_64 += arches.split_whitespace().any(|a| a == "x86_64") as u32;
+        aarch64 += arches.split_whitespace().any(|a| a == "aarch64") as u32;
+    }
+    let arch = read("docs/architectures.md").replace('\n', " ");
+    for claim in [
+        format!("Of the {files} files in `initrd-tests/`"),
+        format!(
+            "runs {x86_64} x86_64 and {aarch64} aarch64 scenarios, {} in all",
+            x86_64 + aarch64
+        ),
+        format!("| {x86_64}: every file"),
+        format!("| {aarch64}: the files"),
+    ] {
+        assert!(
+            arch.contains(&claim),
+            "docs/architectures.md lacks '{claim}'"
+        );
+    }
+    let readme = read("README.md").replace('\n', " ");
+    let claim = format!("{} scenarios", x86_64 + aarch64);
+    assert!(readme.contains(&claim), "README.md lacks '{claim}'");
+}
