@@ -749,3 +749,46 @@ fn scenario_counts_are_the_initrd_tests() {
     let claim = format!("{} scenarios", x86_64 + aarch64);
     assert!(readme.contains(&claim), "README.md lacks '{claim}'");
 }
+
+/// initrd-tests/README.md lists each scenario once, `*` marking those
+/// that also run on aarch64, and nothing else.
+#[test]
+fn initrd_tests_readme_lists_every_scenario() {
+    let readme = read("initrd-tests/README.md");
+    let mut listed = std::collections::BTreeMap::new();
+    for line in readme.lines() {
+        let Some(rest) = line.strip_prefix("- `") else {
+            continue;
+        };
+        let (name, after) = rest.split_once('`').unwrap();
+        let both = after.starts_with("\\*");
+        assert!(
+            listed.insert(name.to_owned(), both).is_none(),
+            "initrd-tests/README.md lists {name} twice"
+        );
+    }
+    for entry in std::fs::read_dir(root().join("initrd-tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some() {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let arches = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# arches: "))
+            .unwrap_or("x86_64");
+        let both = arches.contains("x86_64") && arches.contains("aarch64");
+        match listed.remove(&name) {
+            None => panic!("initrd-tests/README.md does not list {name}"),
+            Some(star) => assert_eq!(
+                star, both,
+                "initrd-tests/README.md: {name}'s `*` (also on aarch64) is wrong"
+            ),
+        }
+    }
+    assert!(
+        listed.is_empty(),
+        "initrd-tests/README.md lists scenarios that do not exist: {listed:?}"
+    );
+}
