@@ -792,3 +792,57 @@ fn initrd_tests_readme_lists_every_scenario() {
         "initrd-tests/README.md lists scenarios that do not exist: {listed:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Paths the docs name
+
+#[test]
+fn paths_in_the_docs_exist() {
+    let mut docs = vec![
+        "README.md".to_owned(),
+        "initrd-tests/README.md".to_owned(),
+        "tests/fixtures/README.md".to_owned(),
+    ];
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        docs.push(format!(
+            "docs/{}",
+            path.file_name().unwrap().to_string_lossy()
+        ));
+    }
+    const TOP: [&str; 11] = [
+        "src/",
+        "kernel-sys/",
+        "qemu/",
+        "tests/",
+        "docs/",
+        "initrd-tests/",
+        "units/",
+        "dracut/",
+        "benches/",
+        "tools/",
+        ".ci/",
+    ];
+    let mut missing = Vec::new();
+    for doc in &docs {
+        for word in read(doc).split(|c: char| {
+            c.is_whitespace() || matches!(c, '`' | '(' | ')' | ',' | ';' | '"' | '\'' | '[' | ']')
+        }) {
+            let word = word.trim_end_matches(['.', ':']);
+            let word = word.split_once("::").map_or(word, |(path, _)| path);
+            if !TOP.iter().any(|t| word.starts_with(t))
+                || word.contains(['*', '<', '{', '…', '$', '|'])
+                || word.contains("NAME")
+            {
+                continue;
+            }
+            if !root().join(word).exists() {
+                missing.push(format!("{doc}: {word}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the docs name paths that do not exist: {missing:#?}"
+    );
+}
