@@ -1,19 +1,27 @@
 //! The documentation against the binary, so that the next drift fails CI:
 //!
-//! - every event string template of docs/pcr.md (and docs/formats.md) is
-//!   what `veriroot predict` says a boot measures, each alternative of each
-//!   `<a|b>` placeholder is produced by some boot, every event the binary
-//!   prints matches a documented template, on the PCR the docs name;
+//! - every event string template of docs/pcr.md is what `veriroot predict`
+//!   says a boot measures, each alternative of each `<a|b>` placeholder is
+//!   produced by some boot, every event the binary prints matches a
+//!   documented template, on the PCR the docs name; an event quoted in
+//!   docs/formats.md, docs/sysext.md or README.md is one of pcr.md's;
 //! - the kernel arguments veriroot defines (`composefs=`,
 //!   `composefs.digest=`, `veriroot.*=`) are the same in the docs, in
 //!   `--help` and in the code's string literals;
 //! - the configuration keys of the docs are the ones `--help` lists, each is
 //!   accepted in a configuration file (`predict --config`), and an unknown
 //!   one is refused;
-//! - every subcommand and option of README.md's usage block is in `--help`.
+//! - every subcommand and option of README.md's usage block is in `--help`;
+//! - docs/design.md's module table is the files under src/ and kernel-sys/;
+//! - the scenario counts of docs/architectures.md and README.md, and the
+//!   list in initrd-tests/README.md, are the files of initrd-tests/;
+//! - the units' `Documentation=` is what `make install` installs (into a
+//!   temporary DESTDIR);
+//! - every repository path the docs name exists.
 //!
-//! Nothing here touches the host: `predict` opens no TPM and no /run, and
-//! configuration files are written to a temporary directory.
+//! Nothing here touches the host: `predict` opens no TPM and no /run;
+//! configuration files and `make install` go to temporary directories.
+//! When a check fails, fix the doc (or `--help`, src/cli/help.rs).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
