@@ -21,9 +21,13 @@ USAGE:
                                 --tpm2-device: the TPM to use instead of
                                 /dev/tpmrm0, /dev/tpm0.
   veriroot check [--sysroot DIR] [--cmdline STR]
-                                preflight: everything but the mount, with the
-                                fix for each problem; exit 0 only if a
-                                verified boot would succeed.
+                                preflight, without mounting: the composefs=
+                                references, the repository and meta.json, the
+                                image's and veriroot.sysext= images' fs-verity
+                                digests, the kernel's overlay/EROFS features
+                                (not the configuration, the TPM, extension
+                                release rules); the fix for each problem; exit
+                                0 only if a verified boot would succeed.
   veriroot enable-verity [--algorithm sha256|sha512] REPOSITORY
                                 enable fs-verity on every file of a composefs
                                 repository (idempotent; default algorithm
