@@ -527,6 +527,7 @@ fn sample_value(key: &str) -> &'static str {
         "pcr" => "14",
         "transient" => "false",
         "mount" => "\"bind\"",
+        "candidates" => "\"ordered\"",
         other => panic!("no sample value for the documented key '{other}': add one here"),
     }
 }

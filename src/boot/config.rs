@@ -28,6 +28,17 @@ pub enum TpmPolicy {
     Off,
 }
 
+/// Which of several `composefs=` arguments may boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidates {
+    /// Only the first: systemd-stub appends SMBIOS and add-on command lines
+    /// after a UKI's signed one, so a later argument may be anybody's.
+    First,
+    /// Each in command-line order, the first that exists (composefs-rs's
+    /// rule); only for command lines that are signed as a whole.
+    Ordered,
+}
+
 /// The PCR veriroot extends unless configured otherwise (docs/pcr.md).
 pub const DEFAULT_PCR: u32 = 15;
 
@@ -35,6 +46,7 @@ pub const DEFAULT_PCR: u32 = 15;
 pub struct Config {
     pub tpm: TpmPolicy,
     pub pcr: u32,
+    pub candidates: Candidates,
     pub mounts: MountModes,
 }
 
@@ -43,6 +55,7 @@ impl Default for Config {
         Config {
             tpm: TpmPolicy::Auto,
             pcr: DEFAULT_PCR,
+            candidates: Candidates::First,
             mounts: MountModes::default(),
         }
     }
@@ -327,6 +340,13 @@ impl Config {
                         _ => return Err(bad("a PCR number 0..=23")),
                     }
                 }
+                ("boot", "candidates", Value::Str(s)) if ours => {
+                    self.candidates = match s.as_str() {
+                        "first" => Candidates::First,
+                        "ordered" => Candidates::Ordered,
+                        _ => return Err(bad("\"first\" or \"ordered\"")),
+                    }
+                }
                 ("root", "transient", Value::Bool(b)) => self.mounts.root_transient = *b,
                 ("etc" | "var", "mount", Value::Str(s)) => {
                     let m = StateMount::from_name(s)
@@ -342,7 +362,9 @@ impl Config {
                 ("etc" | "var", "transient", Value::Bool(b)) => {
                     shorthand[dir.unwrap_or(0)] = Some(*b)
                 }
-                ("tpm", "policy" | "pcr", _) if ours => return Err(bad("another type")),
+                ("tpm", "policy" | "pcr", _) | ("boot", "candidates", _) if ours => {
+                    return Err(bad("another type"))
+                }
                 ("root", "transient", _) | ("etc" | "var", "mount" | "transient", _) => {
                     return Err(bad("another type"))
                 }

@@ -23,6 +23,7 @@ use crate::boot::cmdline::{Cmdline, ReadError};
 use crate::boot::config::{Config, ConfigError, TpmPolicy};
 use crate::boot::paths::HostPaths;
 use crate::boot::setup::{self, SetupError, SetupOptions};
+use crate::boot::watchdog;
 use crate::kernel::blockdev::{self, NotFound, RootSpec, RootSpecError};
 use crate::kernel::firmware;
 use crate::kernel::modules::{self, ModuleError};
@@ -191,6 +192,17 @@ fn boot(
     let lap = Instant::now();
     let cmdline = Cmdline::read(&paths.cmdline).map_err(InitError::Cmdline)?;
     let parse = lap.elapsed();
+    // Armed first: from here on nothing can hold the boot for ever. Its
+    // limit adds the waits for the root device and the TPM; a malformed
+    // value is refused below, once the TPM is open to cap.
+    let boot_limit = watchdog::limit(&cmdline);
+    let deadline = *boot_limit.as_ref().unwrap_or(&watchdog::DEFAULT)
+        + seconds(&cmdline, "veriroot.root-timeout", DEFAULT_ROOT_TIMEOUT)
+            .unwrap_or(DEFAULT_ROOT_TIMEOUT)
+        + seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT)
+            .unwrap_or(DEFAULT_TPM_TIMEOUT);
+    let pcr = Config::pcr_hint(&paths.config).unwrap_or(crate::boot::config::DEFAULT_PCR);
+    watchdog::arm(deadline, paths.clone(), pcr, power_off);
 
     // Modules first: on some machines the TPM driver is one of them, and
     // even a broken configuration's refusal caps the PCR.
@@ -227,12 +239,16 @@ fn boot(
     let m = measurer.insert(opened);
     let tpm_open = lap.elapsed();
     tpm_timeout?;
+    boot_limit.map_err(|value| InitError::Seconds {
+        key: watchdog::KARG,
+        value,
+    })?;
 
     // A malformed command line is known before waiting for any disk.
     let lap = Instant::now();
     let decisions = Decisions::from_cmdline(&cmdline)?;
     let sysexts = setup::sysexts(&cmdline).map_err(InitError::Setup)?;
-    let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
+    let refs = setup::image_refs(&cmdline, config.candidates).map_err(InitError::Setup)?;
     let parse = parse + lap.elapsed();
     let lap = Instant::now();
     mount_real_root(&decisions)?;
@@ -466,7 +482,15 @@ fn fail(err: &InitError) -> ! {
     let msg = format!("veriroot: refusing to boot: {err}");
     log::error!("refusing to boot: {err}");
     if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
-        let _ = writeln!(console, "\n{msg}\nveriroot: powering off");
+        let _ = writeln!(console, "\n{msg}");
+    }
+    power_off()
+}
+
+/// Powers off (the watchdog's end too): PID 1 exiting would panic the kernel.
+fn power_off() -> ! {
+    if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
+        let _ = writeln!(console, "veriroot: powering off");
     }
     rustix::fs::sync();
     let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);

@@ -85,11 +85,19 @@ KERNEL COMMAND LINE:
                                 appear (default 10; PID 1 mode).
   veriroot.erofs=loop           mount the image through a loop device even
                                 where the kernel takes files.
+  veriroot.timeout=SECS         give up on a boot path that has not finished
+                                (a disk or TPM that stopped answering): cap
+                                the PCRs and power off (PID 1) or exit 1
+                                (setup-root); default 90, plus the root= and
+                                TPM waits in PID 1 mode.
 
 CONFIGURATION (in the initrd): /usr/lib/composefs/setup-root-conf.toml
 (composefs-setup-root's), then /etc/veriroot/veriroot.conf, which wins:
   [tpm]  policy = \"auto\" | \"required\" | \"off\"      (default auto; ours only)
          pcr = 15                                   (default 15; never 11)
+  [boot] candidates = \"first\" | \"ordered\"          (default first: only the
+         first composefs= argument may boot; ordered: each in turn, the
+         first existing image wins; ours only)
   [root] transient = true|false                     (default false)
   [etc]  mount = \"none\"|\"bind\"|\"overlay\"|\"transient\" (default overlay)
   [var]  mount = (the same)                         (default bind)

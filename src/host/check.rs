@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::boot::cmdline::{Cmdline, ImageRef, ReadError};
+use crate::boot::config::Candidates;
 use crate::boot::repository::{self, Repository};
+use crate::boot::setup::{self, SetupError};
 use crate::boot::sysext_images;
 use crate::kernel::features::{self, Support};
 use crate::kernel::verity_ioctl;
@@ -118,17 +120,27 @@ pub fn run(
 /// mounted at /sysroot) and the command line the next boot will use.
 pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
     let mut report = Report::default();
-    let refs = match cmdline.image_refs() {
-        Ok(r) if r.is_empty() => {
+    // As the boot decides with the default [boot] candidates = "first".
+    let refs = match setup::image_refs(cmdline, Candidates::First) {
+        Ok(r) => r,
+        Err(SetupError::NoImageRef) => {
             report.fail("kernel command line: no composefs=<digest> or composefs.digest=...; add one to the boot entry");
             return report;
         }
-        Ok(r) => r,
         Err(e) => {
             report.fail(format!("kernel command line: {e}"));
             return report;
         }
     };
+    if let Ok(all) = cmdline.image_refs() {
+        for ignored in all.iter().skip(1).filter(|r| r.digest != refs[0].digest) {
+            report.ok(format!(
+                "kernel command line: '{}' is ignored: only the first composefs argument \
+                 counts (unless the initrd's veriroot.conf has [boot] candidates = \"ordered\")",
+                ignored.source
+            ));
+        }
+    }
     for r in &refs {
         report.ok(format!(
             "kernel command line: '{}' ({} {})",
