@@ -202,7 +202,7 @@ impl fmt::Display for MetaError {
             MetaError::UnknownAlgorithm(name) => write!(
                 f,
                 "algorithm \"{}\" is not fsverity-sha256-12 or fsverity-sha512-12",
-                name.escape_debug()
+                crate::text::escape(name)
             ),
         }
     }
