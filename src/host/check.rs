@@ -165,7 +165,7 @@ pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
         return report;
     };
     check_sysexts(&mut report, &repo, &image_ref, cmdline);
-    check_kernel(&mut report, &image);
+    check_kernel(&mut report, image.as_ref());
     report
 }
 
@@ -203,7 +203,7 @@ fn check_image(
     report: &mut Report,
     repo: &Repository,
     refs: &[ImageRef],
-) -> Option<(File, ImageRef)> {
+) -> Option<(Option<File>, ImageRef)> {
     let mut tried = Vec::new();
     for image_ref in refs {
         let (file, path) = match repo.open_image(image_ref) {
@@ -257,7 +257,8 @@ fn check_image(
             Err(e) => report.fail(e.to_string()),
         }
         let measured = verity_ioctl::measure(&file);
-        match repository::verify_image(&path, image_ref, &measured) {
+        let verified = repository::verify_image(&path, image_ref, &measured);
+        match &verified {
             Ok(()) => match &measured {
                 Ok(d) => report.ok(format!(
                     "{}: fs-verity {d} matches the command line",
@@ -273,13 +274,15 @@ fn check_image(
         if let Err(e) = repo.objects() {
             report.fail(e.to_string());
         }
-        return Some((file, image_ref.clone()));
+        // An image that failed verification is never handed to the kernel's
+        // EROFS parser, not even to probe it.
+        return Some((verified.is_ok().then_some(file), image_ref.clone()));
     }
     report.fail(repository::RepoError::NoImage { tried }.to_string());
     None
 }
 
-fn check_kernel(report: &mut Report, image: &File) {
+fn check_kernel(report: &mut Report, image: Option<&File>) {
     let release = crate::kernel::modules::release();
     let f = features::kernel_features();
     let mut line = |what: &str, s: Support, fix: &str| {
@@ -306,6 +309,13 @@ fn check_kernel(report: &mut Report, image: &File) {
             "kernel {release}: overlay lowerdir+/datadir+: supported"
         ));
     }
+    let Some(image) = image else {
+        report.ok(format!(
+            "kernel {release}: file-backed EROFS: not probed (the image failed verification \
+             and is not given to the kernel)"
+        ));
+        return;
+    };
     match features::erofs_file_backed(image) {
         Support::Yes => report.ok(format!("kernel {release}: file-backed EROFS: supported")),
         Support::No => report.ok(format!("kernel {release}: file-backed EROFS not available: a loop device will be used (needs the loop module)")),
