@@ -602,43 +602,35 @@ fn mount_state(
         return Ok(());
     }
     let mp = mount_point(root_dir, if name == "etc" { "/etc" } else { "/var" })?;
-    let (mnt, bind) = match dir {
-        Some(StateDir::Bind(fd)) => (clone_fd(&fd)?, true),
-        Some(StateDir::Overlay { upper, work }) => (
-            mount::state_overlay(
-                &format!("composefs-{name}"),
+    let overlay = |source: String, upper: OwnedFd, work: OwnedFd| {
+        mount::state_overlay(
+            &source,
+            &mp,
+            &state::fd_path(&upper),
+            &state::fd_path(&work),
+            mount::UNVERIFIED_STATE,
+        )
+    };
+    let mnt = match dir {
+        Some(StateDir::Bind(fd)) => {
+            attach(&clone_fd(&fd)?, &mp)?;
+            // A clone keeps the real root's flags: set ours on the attached copy.
+            return mount_remount(
                 &mp,
-                &state::fd_path(&upper),
-                &state::fd_path(&work),
-                mount::UNVERIFIED_STATE,
-            )?,
-            false,
-        ),
+                MountFlags::BIND | MountFlags::NOSUID | MountFlags::NODEV,
+                "",
+            )
+            .map_err(|e| step("make nosuid,nodev", &mp, e));
+        }
+        Some(StateDir::Overlay { upper, work }) => {
+            overlay(format!("composefs-{name}"), upper, work)?
+        }
         None => {
             let (upper, work) = transient_layers(staging, &format!("{name}-state"))?;
-            (
-                mount::state_overlay(
-                    &format!("transient-{name}"),
-                    &mp,
-                    &state::fd_path(&upper),
-                    &state::fd_path(&work),
-                    mount::UNVERIFIED_STATE,
-                )?,
-                false,
-            )
+            overlay(format!("transient-{name}"), upper, work)?
         }
     };
-    attach(&mnt, &mp)?;
-    if bind {
-        // A clone keeps the real root's flags: set ours on the attached copy.
-        mount_remount(
-            &mp,
-            MountFlags::BIND | MountFlags::NOSUID | MountFlags::NODEV,
-            "",
-        )
-        .map_err(|e| step("make nosuid,nodev", &mp, e))?;
-    }
-    Ok(())
+    attach(&mnt, &mp)
 }
 
 /// A private copy of the mount at an open directory (`open_tree` on the fd).
