@@ -3,7 +3,7 @@
 #   make test     unit tests, a fuzz smoke, every VM scenario, x86_64 and
 #                 aarch64 guests (installs what it needs)
 #   make fuzz     each fuzz target FUZZ_MINUTES (default 10), one at a time
-#   make install DESTDIR=...
+#   make install DESTDIR=...  (PREFIX=/usr, DOCDIR=PREFIX/share/doc/veriroot)
 SHELL := /bin/bash
 # The static initrd binary is built for every architecture the tests boot
 # (the aarch64 one is linked by rust-lld: .cargo/config.toml); `make
@@ -13,6 +13,8 @@ HOST_TARGET := $(shell uname -m)-unknown-linux-musl
 BIN := target/$(HOST_TARGET)/release/veriroot
 PREFIX ?= /usr
 DESTDIR ?=
+# The docs the unit's Documentation= names, with the licences.
+DOCDIR ?= $(PREFIX)/share/doc/veriroot
 # The initrd binary (stripped by the release profile) may not grow past 1 MiB.
 MAX_SIZE := 1048576
 # The VM scenarios of every architecture, in one report (qemu/run-scenarios).
@@ -84,11 +86,14 @@ bench: build
 	benches/boot.sh
 
 # The binary, the initrd unit (inert outside an initrd) and the dracut
-# module, where Debian's and Fedora's systemd and dracut look for them.
+# module, where Debian's and Fedora's systemd and dracut look for them; the
+# README and docs/ (links between them keep working) and the licences.
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/veriroot
 	install -D -m 0644 units/veriroot-setup-root.service $(DESTDIR)$(PREFIX)/lib/systemd/system/veriroot-setup-root.service
 	install -D -m 0755 dracut/50veriroot/module-setup.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh
+	install -D -m 0644 -t $(DESTDIR)$(DOCDIR) README.md LICENSE-MIT LICENSE-APACHE
+	install -D -m 0644 -t $(DESTDIR)$(DOCDIR)/docs $(wildcard docs/*.md)
 
 $(BIN):
 	cargo build --release --target $(HOST_TARGET) -p veriroot

@@ -46,4 +46,5 @@ pub(crate) mod kernel;
 pub(crate) mod logger;
 pub mod measure;
 pub(crate) mod sysext;
+pub(crate) mod text;
 pub mod tpm;

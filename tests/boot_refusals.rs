@@ -124,9 +124,16 @@ fn no_composefs_argument_caps_pcr_15_and_logs_the_failure() {
         matches!(e, SetupRootError::Setup(SetupError::NoImageRef)),
         "{e}"
     );
+    // Every PCR veriroot could have extended, whatever the refusal.
     assert_eq!(boot.pcr(15), capped(15));
-    assert_eq!(boot.pcr(13), reset(), "no extension was asked for");
-    assert_eq!(boot.log(), [(15, FAILURE_EVENT.to_owned())]);
+    assert_eq!(boot.pcr(13), capped(13));
+    assert_eq!(
+        boot.log(),
+        [
+            (15, FAILURE_EVENT.to_owned()),
+            (13, FAILURE_EVENT.to_owned())
+        ]
+    );
     boot.assert_nothing_mounted(sysroot.path());
 }
 
@@ -180,8 +187,15 @@ fn a_missing_repository_caps_the_configured_pcr_only() {
         "the message names the repository: {e}"
     );
     assert_eq!(boot.pcr(14), capped(14));
+    assert_eq!(boot.pcr(13), capped(13));
     assert_eq!(boot.pcr(15), reset(), "PCR 15 is not veriroot's here");
-    assert_eq!(boot.log(), [(14, FAILURE_EVENT.to_owned())]);
+    assert_eq!(
+        boot.log(),
+        [
+            (14, FAILURE_EVENT.to_owned()),
+            (13, FAILURE_EVENT.to_owned())
+        ]
+    );
     boot.assert_nothing_mounted(sysroot.path());
 }
 
@@ -208,4 +222,19 @@ fn an_image_missing_from_the_repository_is_refused_before_any_mount() {
     );
     assert_eq!(boot.pcr(15), capped(15));
     boot.assert_nothing_mounted(sysroot.path());
+}
+
+#[test]
+fn a_tpm_that_dies_refuses_the_boot_under_auto() {
+    let boot = Boot::new();
+    let mut measurer = Measurer::with_tpm(
+        boot.swtpm.tpm(),
+        TpmPolicy::Auto,
+        15,
+        boot.paths.measure_log.clone(),
+    )
+    .unwrap();
+    drop(boot.swtpm);
+    let e = measurer.measure(&events::failure_event(15)).unwrap_err();
+    assert!(e.to_string().starts_with("measuring into the TPM: "), "{e}");
 }

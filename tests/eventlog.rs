@@ -2,7 +2,7 @@
 //! writer protocol (lock, sticky bit, modes), and malformed input.
 
 use std::fs::{self, File};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -418,4 +418,47 @@ fn malformed_logs_are_refused() {
 
     // The empty log is fine.
     assert_eq!(parse(b"").unwrap(), vec![]);
+}
+
+#[test]
+fn a_fifo_or_a_symlink_at_the_log_path_never_blocks_the_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_in(&dir);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    // No reader: opening for writing without O_NONBLOCK would hang here.
+    let err = LogWriter::open_locked(&path).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::NXIO), "{err}");
+    // With a reader it opens, and is refused as not a regular file.
+    let _reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&path)
+        .unwrap();
+    let err = LogWriter::open_locked(&path).unwrap_err();
+    assert!(err.to_string().ends_with("is not a regular file"), "{err}");
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
+    let err = LogWriter::open_locked(&path).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::LOOP), "{err}");
+}
+
+#[test]
+fn a_lock_held_for_ever_is_given_up_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_in(&dir);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, b"").unwrap();
+    let _held = try_lock(&path, FlockOperation::LockExclusive).unwrap();
+    let start = std::time::Instant::now();
+    let err = LogWriter::open_locked(&path).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::WOULDBLOCK), "{err}");
+    // Bounded (5 s), and not given up on at once.
+    let waited = start.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(4), "{waited:?}");
 }

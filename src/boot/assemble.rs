@@ -17,12 +17,13 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
-    mount_change, mount_remount, move_mount, open_tree, unmount, MountFlags, MountPropagationFlags,
-    MoveMountFlags, OpenTreeFlags, UnmountFlags,
+    mount_change, mount_remount, move_mount, open_tree, unmount, MountAttrFlags, MountFlags,
+    MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
 };
 
 use std::fs::File;
 
+use crate::boot::disk::Base;
 use crate::boot::state::{self, StateError};
 use crate::boot::sysext_images::SysextImageError;
 use crate::fsverity::digest::Digest;
@@ -61,18 +62,6 @@ pub enum AssembleError {
     ListedTwice {
         digest: Digest,
     },
-}
-
-impl AssembleError {
-    /// Whether a system extension was refused (its PCR is capped too).
-    pub fn is_about_an_extension(&self) -> bool {
-        matches!(
-            self,
-            AssembleError::Extension(_)
-                | AssembleError::Listed { .. }
-                | AssembleError::ListedTwice { .. }
-        )
-    }
 }
 
 impl fmt::Display for AssembleError {
@@ -274,7 +263,8 @@ pub enum StateSource {
 }
 
 /// What `stage` will do to the real root and how it will mount the state,
-/// decided before anything is created or mounted.
+/// decided before anything is created or mounted. Paths are relative to
+/// the real root (`state/deploy/<hex>/...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Directories to create on the real root if missing, with their modes,
@@ -293,9 +283,9 @@ pub struct Plan {
 
 /// The plan for the image `digest_hex` under `mounts`; refuses modes that
 /// cannot work together before anything happens.
-pub fn plan(mounts: MountModes, layout: &Layout, digest_hex: &str) -> Result<Plan, AssembleError> {
+pub fn plan(mounts: MountModes, digest_hex: &str) -> Result<Plan, AssembleError> {
     mounts.validate().map_err(AssembleError::Policy)?;
-    let deploy = state::deploy_dir(&layout.sysroot, digest_hex);
+    let deploy = state::deploy_rel(digest_hex);
     let mut create = Vec::new();
     let mut require = Vec::new();
     let mut source = |name: &str, mode: StateMount| {
@@ -333,16 +323,56 @@ pub fn plan(mounts: MountModes, layout: &Layout, digest_hex: &str) -> Result<Pla
     })
 }
 
+/// A state directory, open: the mounts take these, not paths.
+enum StateDir {
+    Bind(OwnedFd),
+    Overlay { upper: OwnedFd, work: OwnedFd },
+}
+
 /// The real root's part of the plan: it needs no cleanup, so it comes
-/// before anything is mounted.
-fn prepare_state(plan: &Plan) -> Result<(), AssembleError> {
-    if let Some(path) = plan.require.iter().find(|p| !p.is_dir()) {
-        return Err(AssembleError::MissingState { path: path.clone() });
+/// before anything is mounted. Every directory is opened (or created) by
+/// fd from the real root's mount point, none through a symlink.
+fn prepare_state(
+    plan: &Plan,
+    sysroot: &Path,
+) -> Result<(Option<StateDir>, Option<StateDir>), AssembleError> {
+    let root = state::open_root(sysroot)?;
+    let base = Base::new(root.as_fd(), sysroot);
+    let mut required = Vec::new();
+    for rel in &plan.require {
+        let fd = state::existing_dir(base, rel)?.ok_or_else(|| AssembleError::MissingState {
+            path: sysroot.join(rel),
+        })?;
+        required.push((rel.clone(), fd));
     }
-    for (dir, mode) in &plan.create {
-        state::ensure_dir(dir, *mode)?;
+    let mut created = Vec::new();
+    for (rel, mode) in &plan.create {
+        created.push((rel.clone(), state::ensure_dir(base, rel, *mode)?));
     }
-    Ok(())
+    let mut take = |rel: &Path| {
+        let i = required
+            .iter()
+            .position(|(r, _)| r == rel)
+            .map(|i| required.remove(i).1)
+            .or_else(|| {
+                let i = created.iter().position(|(r, _)| r == rel)?;
+                Some(created.remove(i).1)
+            });
+        i.ok_or_else(|| step("plan", rel, Errno::INVAL))
+    };
+    let mut open = |source: &StateSource| -> Result<Option<StateDir>, AssembleError> {
+        Ok(match source {
+            StateSource::Bind(rel) => Some(StateDir::Bind(take(rel)?)),
+            StateSource::Overlay { upper, work } => Some(StateDir::Overlay {
+                upper: take(upper)?,
+                work: take(work)?,
+            }),
+            StateSource::Image | StateSource::Transient => None,
+        })
+    };
+    let etc = open(&plan.etc)?;
+    let var = open(&plan.var)?;
+    Ok((etc, var))
 }
 
 /// A fully assembled tree in the staging area, not yet visible at /sysroot.
@@ -378,8 +408,8 @@ pub fn stage(
     mounts: MountModes,
     layout: &Layout,
 ) -> Result<Staged, AssembleError> {
-    let plan = plan(mounts, layout, source.digest_hex)?;
-    prepare_state(&plan)?;
+    let plan = plan(mounts, source.digest_hex)?;
+    let (etc_dir, var_dir) = prepare_state(&plan, &layout.sysroot)?;
 
     let staging = Staging::new(&layout.run_dir)?;
     let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
@@ -403,7 +433,13 @@ pub fn stage(
         // takes the top mount, which keeps its own reference to the lower.
         let (upper, work) = transient_layers(&staging, "root-state")?;
         attach(
-            &mount::state_overlay("transient", &root_dir, &upper, &work)?,
+            &mount::state_overlay(
+                "transient",
+                &root_dir,
+                &state::fd_path(&upper),
+                &state::fd_path(&work),
+                MountAttrFlags::empty(),
+            )?,
             &root_dir,
         )?;
     }
@@ -424,8 +460,8 @@ pub fn stage(
         Err(e) => return Err(e),
     }
 
-    mount_state(&staging, &root_dir, "etc", &plan.etc)?;
-    mount_state(&staging, &root_dir, "var", &plan.var)?;
+    mount_state(&staging, &root_dir, "etc", &plan.etc, etc_dir)?;
+    mount_state(&staging, &root_dir, "var", &plan.var, var_dir)?;
 
     // The real root's clone shares propagation with /sysroot's mount, so
     // the move below would also be mounted on top of the clone, hiding the
@@ -541,57 +577,84 @@ fn stage_extensions(
 }
 
 /// A tmpfs in the staging area with `upper` (0755) and `work` (0700).
-fn transient_layers(staging: &Staging, name: &str) -> Result<(PathBuf, PathBuf), AssembleError> {
+fn transient_layers(staging: &Staging, name: &str) -> Result<(OwnedFd, OwnedFd), AssembleError> {
     let dir = staging.mkdir(name)?;
     attach(&mount::tmpfs("0755")?, &dir)?;
-    let (upper, work) = (dir.join("upper"), dir.join("work"));
-    state::ensure_dir(&upper, 0o755)?;
-    state::ensure_dir(&work, 0o700)?;
+    let fd = state::open_root(&dir)?;
+    let base = Base::new(fd.as_fd(), &dir);
+    let upper = state::ensure_dir(base, Path::new("upper"), 0o755)?;
+    let work = state::ensure_dir(base, Path::new("work"), 0o700)?;
     Ok((upper, work))
 }
 
-/// Mounts /etc or /var of the new root from `source`.
+/// Mounts /etc or /var of the new root from `source` (`dir`: its state
+/// directory, open). Writable state is `nosuid,nodev`: fs-verity does not
+/// cover it, so a setuid binary or a device node planted there must not
+/// work (docs/design.md).
 fn mount_state(
     staging: &Staging,
     root_dir: &Path,
     name: &'static str,
     source: &StateSource,
+    dir: Option<StateDir>,
 ) -> Result<(), AssembleError> {
     if *source == StateSource::Image {
         return Ok(());
     }
     let mp = mount_point(root_dir, if name == "etc" { "/etc" } else { "/var" })?;
-    let mnt = match source {
-        StateSource::Bind(dir) => clone_tree(dir, false)?,
-        StateSource::Overlay { upper, work } => {
-            mount::state_overlay(&format!("composefs-{name}"), &mp, upper, work)?
+    let overlay = |source: String, upper: OwnedFd, work: OwnedFd| {
+        mount::state_overlay(
+            &source,
+            &mp,
+            &state::fd_path(&upper),
+            &state::fd_path(&work),
+            mount::UNVERIFIED_STATE,
+        )
+    };
+    let mnt = match dir {
+        Some(StateDir::Bind(fd)) => {
+            attach(&clone_fd(&fd)?, &mp)?;
+            // A clone keeps the real root's flags: set ours on the attached copy.
+            return mount_remount(
+                &mp,
+                MountFlags::BIND | MountFlags::NOSUID | MountFlags::NODEV,
+                "",
+            )
+            .map_err(|e| step("make nosuid,nodev", &mp, e));
         }
-        StateSource::Transient | StateSource::Image => {
+        Some(StateDir::Overlay { upper, work }) => {
+            overlay(format!("composefs-{name}"), upper, work)?
+        }
+        None => {
             let (upper, work) = transient_layers(staging, &format!("{name}-state"))?;
-            mount::state_overlay(&format!("transient-{name}"), &mp, &upper, &work)?
+            overlay(format!("transient-{name}"), upper, work)?
         }
     };
     attach(&mnt, &mp)
+}
+
+/// A private copy of the mount at an open directory (`open_tree` on the fd).
+fn clone_fd(dir: &OwnedFd) -> Result<OwnedFd, AssembleError> {
+    open_tree(
+        dir,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .map_err(|e| step("clone the mount", &state::fd_path(dir), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn layout() -> Layout {
-        Layout {
-            sysroot: "/sysroot".into(),
-            run_dir: "/run/veriroot".into(),
-            sysroot_readonly: true,
-        }
-    }
-
     const HEX: &str = "ab12";
 
     #[test]
     fn default_modes_overlay_etc_and_bind_var_from_the_deployment() {
-        let p = plan(MountModes::default(), &layout(), HEX).unwrap();
-        let deploy = Path::new("/sysroot/state/deploy/ab12");
+        let p = plan(MountModes::default(), HEX).unwrap();
+        let deploy = Path::new("state/deploy/ab12");
         assert_eq!(
             p.create,
             [
@@ -620,22 +683,27 @@ mod tests {
             var: StateMount::Overlay,
             ..MountModes::default()
         };
-        let p = plan(modes, &layout(), HEX).unwrap();
-        let etc = Path::new("/sysroot/state/deploy/ab12/etc");
+        let p = plan(modes, HEX).unwrap();
+        let etc = Path::new("state/deploy/ab12/etc");
         assert_eq!(p.require, [etc.to_owned()]);
         assert!(p.create.iter().all(|(d, _)| !d.starts_with(etc)), "{p:?}");
         assert_eq!(p.etc, StateSource::Bind(etc.to_owned()));
         // The check runs before anything is created.
-        let e = prepare_state(&Plan {
-            require: vec!["/nonexistent/etc".into()],
-            create: vec![("/nonexistent/never".into(), 0o755)],
-            ..p
-        })
-        .unwrap_err();
+        let root = tempfile::tempdir().unwrap();
+        let e = prepare_state(
+            &Plan {
+                create: vec![("never".into(), 0o755)],
+                ..p
+            },
+            root.path(),
+        )
+        .err()
+        .unwrap();
         assert!(
-            matches!(e, AssembleError::MissingState { ref path } if path == Path::new("/nonexistent/etc")),
+            matches!(e, AssembleError::MissingState { ref path } if *path == root.path().join(etc)),
             "{e}"
         );
+        assert!(!root.path().join("never").exists());
     }
 
     #[test]
@@ -645,7 +713,7 @@ mod tests {
             etc: StateMount::None,
             var: StateMount::None,
         };
-        let p = plan(modes, &layout(), HEX).unwrap();
+        let p = plan(modes, HEX).unwrap();
         assert!(p.create.is_empty() && p.require.is_empty());
         assert_eq!((p.etc, p.var), (StateSource::Image, StateSource::Image));
         assert!(p.root_transient);
@@ -654,7 +722,7 @@ mod tests {
             var: StateMount::Transient,
             ..MountModes::default()
         };
-        let p = plan(modes, &layout(), HEX).unwrap();
+        let p = plan(modes, HEX).unwrap();
         assert!(p.create.is_empty());
         assert_eq!(
             (p.etc, p.var),
@@ -668,7 +736,7 @@ mod tests {
             root_transient: true,
             ..MountModes::default()
         };
-        let e = plan(modes, &layout(), HEX).unwrap_err();
+        let e = plan(modes, HEX).unwrap_err();
         assert!(
             matches!(e, AssembleError::Policy(ModeConflict { dir: "etc", .. })),
             "{e}"

@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::fsverity::digest::{Algorithm, Digest, HexError};
+use crate::text::escape;
 
 /// A parsed command line: `key[=value]` parameters in order, plus what
 /// follows `--` (arguments for init, not for the kernel or for us).
@@ -68,8 +69,8 @@ impl fmt::Display for KargProblem {
             KargProblem::NoValue => f.write_str("no value"),
             KargProblem::EmptyItem => f.write_str("an empty item in the list"),
             KargProblem::Digest(e) => e.fmt(f),
-            KargProblem::Item { item, error } => write!(f, "'{item}': {error}"),
-            KargProblem::NamedTwice(item) => write!(f, "'{item}' is named twice"),
+            KargProblem::Item { item, error } => write!(f, "'{}': {error}", escape(item)),
+            KargProblem::NamedTwice(item) => write!(f, "'{}' is named twice", escape(item)),
             KargProblem::NoColon => f.write_str("no ':' between the format and the digest"),
             KargProblem::Format(spec) => {
                 write!(
@@ -81,7 +82,8 @@ impl fmt::Display for KargProblem {
             KargProblem::Hash(h) => write!(f, "unknown hash '{h}'"),
             KargProblem::BlockSize(b) => write!(
                 f,
-                "block size 2^{b} is not supported (composefs uses 4 KiB blocks, 12)"
+                "block size 2^{} is not supported (composefs uses 4 KiB blocks, 12)",
+                escape(b)
             ),
             KargProblem::DigestOf { algorithm, error } => write!(f, "{algorithm} digest: {error}"),
         }
@@ -93,7 +95,9 @@ impl fmt::Display for MalformedArg {
         write!(
             f,
             "malformed kernel argument '{}': {}; expected {}",
-            self.arg, self.problem, self.expected
+            escape(&self.arg),
+            self.problem,
+            self.expected
         )
     }
 }
@@ -428,6 +432,16 @@ mod tests {
             );
             assert!(err.to_string().contains(&format!("'{arg}'")));
         }
+    }
+
+    #[test]
+    fn an_appended_argument_cannot_write_to_the_console() {
+        let err = Cmdline::parse("composefs=\u{1b}[2J\u{8}")
+            .image_refs()
+            .unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("composefs=\\x1b[2J\\x08"), "{shown}");
     }
 
     #[test]

@@ -28,6 +28,17 @@ pub enum TpmPolicy {
     Off,
 }
 
+/// Which of several `composefs=` arguments may boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidates {
+    /// Only the first: systemd-stub appends SMBIOS and add-on command lines
+    /// after a UKI's signed one, so a later argument may be anybody's.
+    First,
+    /// Each in command-line order, the first that exists (composefs-rs's
+    /// rule); only for command lines that are signed as a whole.
+    Ordered,
+}
+
 /// The PCR veriroot extends unless configured otherwise (docs/pcr.md).
 pub const DEFAULT_PCR: u32 = 15;
 
@@ -35,6 +46,7 @@ pub const DEFAULT_PCR: u32 = 15;
 pub struct Config {
     pub tpm: TpmPolicy,
     pub pcr: u32,
+    pub candidates: Candidates,
     pub mounts: MountModes,
 }
 
@@ -43,6 +55,7 @@ impl Default for Config {
         Config {
             tpm: TpmPolicy::Auto,
             pcr: DEFAULT_PCR,
+            candidates: Candidates::First,
             mounts: MountModes::default(),
         }
     }
@@ -226,6 +239,25 @@ impl Config {
         config.validated(&paths.config)
     }
 
+    /// The PCR a configuration file names in `[tpm] pcr`, read leniently:
+    /// for capping when the file is broken and cannot be loaded. A file
+    /// that cannot be read or names nothing usable gives `None`.
+    pub fn pcr_hint(path: &Path) -> Option<u32> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut section = "";
+        let mut found = None;
+        for line in text.lines().map(|l| strip_comment(l).trim()) {
+            if let Some(name) = line.strip_prefix('[') {
+                section = name.strip_suffix(']').map_or("", str::trim);
+            } else if let Some((k, v)) = line.split_once('=') {
+                if section == "tpm" && k.trim() == "pcr" {
+                    found = v.trim().parse::<u32>().ok().filter(|&p| p <= 23 && p != 11);
+                }
+            }
+        }
+        found
+    }
+
     /// Defaults overridden by one file (tests, `predict --config`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let mut config = Config::default();
@@ -308,6 +340,13 @@ impl Config {
                         _ => return Err(bad("a PCR number 0..=23")),
                     }
                 }
+                ("boot", "candidates", Value::Str(s)) if ours => {
+                    self.candidates = match s.as_str() {
+                        "first" => Candidates::First,
+                        "ordered" => Candidates::Ordered,
+                        _ => return Err(bad("\"first\" or \"ordered\"")),
+                    }
+                }
                 ("root", "transient", Value::Bool(b)) => self.mounts.root_transient = *b,
                 ("etc" | "var", "mount", Value::Str(s)) => {
                     let m = StateMount::from_name(s)
@@ -323,7 +362,9 @@ impl Config {
                 ("etc" | "var", "transient", Value::Bool(b)) => {
                     shorthand[dir.unwrap_or(0)] = Some(*b)
                 }
-                ("tpm", "policy" | "pcr", _) if ours => return Err(bad("another type")),
+                ("tpm", "policy" | "pcr", _) | ("boot", "candidates", _) if ours => {
+                    return Err(bad("another type"))
+                }
                 ("root", "transient", _) | ("etc" | "var", "mount" | "transient", _) => {
                     return Err(bad("another type"))
                 }
@@ -448,6 +489,24 @@ mod tests {
                 .contains("cannot be combined with [etc] mount = \"overlay\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_broken_file_still_says_which_pcr_it_meant() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("veriroot.conf");
+        std::fs::write(
+            &p,
+            "[tpm]\npcr = 14 # ours\nplicy = \"off\"\n[etc]\npcr = 9\n",
+        )
+        .unwrap();
+        assert!(Config::load(&p).is_err());
+        assert_eq!(Config::pcr_hint(&p), Some(14));
+        std::fs::write(&p, "[tpm\npcr = 14\n").unwrap();
+        assert_eq!(Config::pcr_hint(&p), None, "no [tpm] section was opened");
+        std::fs::write(&p, "[tpm]\npcr = 11\n").unwrap();
+        assert_eq!(Config::pcr_hint(&p), None, "11 is never veriroot's");
+        assert_eq!(Config::pcr_hint(&dir.path().join("missing")), None);
     }
 
     #[test]

@@ -13,11 +13,14 @@
 //! | verify → stage → measure → commit, for both modes | `setup` |
 //! | hand-off as `/init` (PID 1) | `pid1` |
 //! | hand-off as a systemd initrd unit (`veriroot setup-root`) | `setup_root` |
+//! | what lies on the disk, opened as the adversary's | `disk` |
+//! | an overall deadline: cap and stop instead of hanging | `watchdog` |
 #![forbid(unsafe_code)]
 
 pub mod assemble;
 pub mod cmdline;
 pub mod config;
+pub mod disk;
 pub mod mount_modes;
 pub mod paths;
 pub mod pid1;
@@ -26,3 +29,4 @@ pub mod setup;
 pub mod setup_root;
 pub mod state;
 pub mod sysext_images;
+pub mod watchdog;

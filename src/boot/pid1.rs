@@ -23,10 +23,11 @@ use crate::boot::cmdline::{Cmdline, ReadError};
 use crate::boot::config::{Config, ConfigError, TpmPolicy};
 use crate::boot::paths::HostPaths;
 use crate::boot::setup::{self, SetupError, SetupOptions};
+use crate::boot::watchdog;
 use crate::kernel::blockdev::{self, NotFound, RootSpec, RootSpecError};
 use crate::kernel::firmware;
 use crate::kernel::modules::{self, ModuleError};
-use crate::measure::measurer::cap_default_pcr;
+use crate::measure::measurer::cap_without_config;
 use crate::measure::{MeasureError, Measurer};
 
 const SYSROOT: &str = "/sysroot";
@@ -191,6 +192,17 @@ fn boot(
     let lap = Instant::now();
     let cmdline = Cmdline::read(&paths.cmdline).map_err(InitError::Cmdline)?;
     let parse = lap.elapsed();
+    // Armed first: from here on nothing can hold the boot for ever. Its
+    // limit adds the waits for the root device and the TPM; a malformed
+    // value is refused below, once the TPM is open to cap.
+    let boot_limit = watchdog::limit(&cmdline);
+    let deadline = *boot_limit.as_ref().unwrap_or(&watchdog::DEFAULT)
+        + seconds(&cmdline, "veriroot.root-timeout", DEFAULT_ROOT_TIMEOUT)
+            .unwrap_or(DEFAULT_ROOT_TIMEOUT)
+        + seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT)
+            .unwrap_or(DEFAULT_TPM_TIMEOUT);
+    let pcr = Config::pcr_hint(&paths.config).unwrap_or(crate::boot::config::DEFAULT_PCR);
+    watchdog::arm(deadline, paths.clone(), pcr, power_off);
 
     // Modules first: on some machines the TPM driver is one of them, and
     // even a broken configuration's refusal caps the PCR.
@@ -203,26 +215,40 @@ fn boot(
     );
     let lap = Instant::now();
     let config = Config::load_initrd(paths).map_err(|e| {
-        cap_default_pcr(paths);
+        // The broken file cannot be trusted to say which PCR: cap the
+        // default ones and the one it seems to name.
+        cap_without_config(paths, Config::pcr_hint(&paths.config));
         InitError::Config(e)
     })?;
     let parse = parse + lap.elapsed();
+    // A malformed veriroot.tpm-timeout= is refused once the TPM is open,
+    // so that the refusal is capped like every other: wait the default.
+    let tpm_timeout = seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT);
     if config.tpm != TpmPolicy::Off {
-        // Only a malformed veriroot.tpm-timeout= fails here: cap all the same.
-        let timeout = seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT)
-            .inspect_err(|_| cap_default_pcr(paths))?;
-        wait_for_tpm(paths, timeout);
+        wait_for_tpm(paths, *tpm_timeout.as_ref().unwrap_or(&DEFAULT_TPM_TIMEOUT));
     }
     let lap = Instant::now();
-    let m =
-        measurer.insert(Measurer::open(config.tpm, config.pcr, paths).map_err(InitError::Measure)?);
+    let opened = Measurer::open(config.tpm, config.pcr, paths).map_err(|e| {
+        // A TPM that failed may still take the cap (a later open, the
+        // other device node); without one there is nothing to cap.
+        if !matches!(e, MeasureError::NoTpm) {
+            cap_without_config(paths, Some(config.pcr));
+        }
+        InitError::Measure(e)
+    })?;
+    let m = measurer.insert(opened);
     let tpm_open = lap.elapsed();
+    tpm_timeout?;
+    boot_limit.map_err(|value| InitError::Seconds {
+        key: watchdog::KARG,
+        value,
+    })?;
 
     // A malformed command line is known before waiting for any disk.
     let lap = Instant::now();
     let decisions = Decisions::from_cmdline(&cmdline)?;
-    let sysexts = setup::sysexts(&cmdline, m).map_err(InitError::Setup)?;
-    let refs = setup::image_refs(&cmdline).map_err(InitError::Setup)?;
+    let sysexts = setup::sysexts(&cmdline).map_err(InitError::Setup)?;
+    let refs = setup::image_refs(&cmdline, config.candidates).map_err(InitError::Setup)?;
     let parse = parse + lap.elapsed();
     let lap = Instant::now();
     mount_real_root(&decisions)?;
@@ -456,7 +482,15 @@ fn fail(err: &InitError) -> ! {
     let msg = format!("veriroot: refusing to boot: {err}");
     log::error!("refusing to boot: {err}");
     if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
-        let _ = writeln!(console, "\n{msg}\nveriroot: powering off");
+        let _ = writeln!(console, "\n{msg}");
+    }
+    power_off()
+}
+
+/// Powers off (the watchdog's end too): PID 1 exiting would panic the kernel.
+fn power_off() -> ! {
+    if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
+        let _ = writeln!(console, "veriroot: powering off");
     }
     rustix::fs::sync();
     let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);

@@ -12,32 +12,35 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, FileType, Mode, OFlags};
+use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::boot::cmdline::ImageRef;
+use crate::boot::disk::{Base, DiskError, DiskProblem, Symlinks};
 use crate::fsverity::digest::{Algorithm, Digest};
 use crate::kernel::verity_ioctl::{self, Measured, VerityMeasureError};
+
+/// The repository's directory on the real root.
+pub const REPOSITORY: &str = "composefs";
+
+/// meta.json is a few hundred bytes.
+const META_MAX: u64 = 64 * 1024;
 
 /// The highest `meta.json` version whose meaning we know.
 const META_VERSION: u64 = 1;
 
 #[derive(Debug)]
 pub enum RepoError {
-    Open {
-        path: PathBuf,
-        errno: Errno,
-    },
+    /// The repository directory itself.
+    Open(DiskError),
     MetaMissing {
         path: PathBuf,
     },
-    MetaRead {
-        path: PathBuf,
-        errno: Errno,
-    },
+    /// meta.json exists but cannot be read (or is no small regular file).
+    MetaRead(DiskError),
     MetaInvalid {
         path: PathBuf,
         problem: MetaError,
@@ -55,13 +58,8 @@ pub enum RepoError {
         repository: Algorithm,
         image_ref: ImageRef,
     },
-    ImageOpen {
-        path: PathBuf,
-        errno: Errno,
-    },
-    ImageNotFile {
-        path: PathBuf,
-    },
+    /// `images/<hex>` exists but is no usable regular file.
+    Image(DiskError),
     ImageNoVerity {
         path: PathBuf,
         expected: Digest,
@@ -75,21 +73,17 @@ pub enum RepoError {
     NoImage {
         tried: Vec<PathBuf>,
     },
-    Objects {
-        path: PathBuf,
-        errno: Errno,
-    },
+    Objects(DiskError),
 }
 
 impl fmt::Display for RepoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use RepoError::*;
         match self {
-            Open { path, errno } => write!(
+            Open(e) => write!(
                 f,
-                "cannot open the composefs repository {}: {errno}; is the real root mounted \
-                 and does it hold a composefs/ directory?",
-                path.display()
+                "cannot use the composefs repository: {e}; is the real root mounted and does \
+                 it hold a composefs/ directory?"
             ),
             MetaMissing { path } => write!(
                 f,
@@ -98,7 +92,7 @@ impl fmt::Display for RepoError {
                  enable-verity` on the repository)",
                 path.display()
             ),
-            MetaRead { path, errno } => write!(f, "cannot read {}: {errno}", path.display()),
+            MetaRead(e) => e.fmt(f),
             MetaInvalid { path, problem } => write!(f, "{}: {problem}", path.display()),
             MetaVersion { path, found } => write!(
                 f,
@@ -128,10 +122,7 @@ impl fmt::Display for RepoError {
                 repository.repository_name(),
                 repository
             ),
-            ImageOpen { path, errno } => write!(f, "cannot open image {}: {errno}", path.display()),
-            ImageNotFile { path } => {
-                write!(f, "image {} is not a regular file", path.display())
-            }
+            Image(e) => write!(f, "refusing the image: {e}"),
             ImageNoVerity {
                 path,
                 expected,
@@ -167,13 +158,7 @@ impl fmt::Display for RepoError {
                 }
                 write!(f, "; was the deployment written to this disk?")
             }
-            Objects { path, errno } => {
-                write!(
-                    f,
-                    "cannot open the object store {}: {errno}",
-                    path.display()
-                )
-            }
+            Objects(e) => write!(f, "cannot use the object store: {e}"),
         }
     }
 }
@@ -181,10 +166,10 @@ impl fmt::Display for RepoError {
 impl std::error::Error for RepoError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RepoError::Open { errno, .. }
-            | RepoError::MetaRead { errno, .. }
-            | RepoError::ImageOpen { errno, .. }
-            | RepoError::Objects { errno, .. } => Some(errno),
+            RepoError::Open(e)
+            | RepoError::MetaRead(e)
+            | RepoError::Image(e)
+            | RepoError::Objects(e) => Some(e),
             RepoError::MetaInvalid { problem, .. } => Some(problem),
             RepoError::MetaNoVerity { cause, .. } | RepoError::ImageNoVerity { cause, .. } => {
                 Some(cause)
@@ -192,7 +177,6 @@ impl std::error::Error for RepoError {
             RepoError::MetaMissing { .. }
             | RepoError::MetaVersion { .. }
             | RepoError::AlgorithmMismatch { .. }
-            | RepoError::ImageNotFile { .. }
             | RepoError::DigestMismatch { .. }
             | RepoError::NoImage { .. } => None,
         }
@@ -218,7 +202,7 @@ impl fmt::Display for MetaError {
             MetaError::UnknownAlgorithm(name) => write!(
                 f,
                 "algorithm \"{}\" is not fsverity-sha256-12 or fsverity-sha512-12",
-                name.escape_debug()
+                crate::text::escape(name)
             ),
         }
     }
@@ -275,20 +259,55 @@ pub struct VerifiedImage {
 }
 
 impl Repository {
+    /// A repository at a path the user gave (host tools): the path is
+    /// theirs, so it is followed like any other.
     pub fn open(path: &Path) -> Result<Self, RepoError> {
         let dir = rfs::open(
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|errno| RepoError::Open {
-            path: path.to_owned(),
-            errno,
+        .map_err(|errno| {
+            RepoError::Open(DiskError {
+                path: path.to_owned(),
+                problem: match errno {
+                    Errno::NOENT => DiskProblem::Missing,
+                    Errno::NOTDIR => DiskProblem::NotADirectory,
+                    e => DiskProblem::Os(e),
+                },
+            })
         })?;
         Ok(Repository {
             path: path.to_owned(),
             dir,
         })
+    }
+
+    /// The repository of the real root mounted at `sysroot` (the boot
+    /// path, and `check`): `composefs/` on the disk, not a symlink.
+    pub fn open_on_disk(sysroot: &Path) -> Result<Self, RepoError> {
+        let root = rfs::open(
+            sysroot,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| {
+            RepoError::Open(DiskError {
+                path: sysroot.to_owned(),
+                problem: DiskProblem::Os(errno),
+            })
+        })?;
+        let dir = Base::new(root.as_fd(), sysroot)
+            .open_dir(REPOSITORY, Symlinks::Refuse)
+            .map_err(RepoError::Open)?;
+        Ok(Repository {
+            path: sysroot.join(REPOSITORY),
+            dir,
+        })
+    }
+
+    fn base(&self) -> Base<'_> {
+        Base::new(self.dir.as_fd(), &self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -299,31 +318,27 @@ impl Repository {
         self.path.join("meta.json")
     }
 
-    fn open_file(&self, rel: &str) -> Result<File, Errno> {
-        let fd = rfs::openat(
-            &self.dir,
-            rel,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(File::from(fd))
-    }
-
     /// Reads `meta.json` and measures it. `Ok(None)`: there is none.
     pub fn meta(&self) -> Result<Option<(Meta, Measured)>, RepoError> {
         let path = self.meta_path();
-        let mut file = match self.open_file("meta.json") {
+        // meta.json is tiny; the cap keeps a hostile one from eating the initrd's RAM.
+        let file = match self
+            .base()
+            .open_file("meta.json", Symlinks::Refuse, Some(META_MAX))
+        {
             Ok(f) => f,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(errno) => return Err(RepoError::MetaRead { path, errno }),
+            Err(e) if e.is_missing() => return Ok(None),
+            Err(e) => return Err(RepoError::MetaRead(e)),
         };
         let mut text = Vec::new();
-        // meta.json is tiny; cap it so a hostile file cannot eat the initrd's RAM.
-        std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, 64 * 1024), &mut text)
-            .map_err(|e| RepoError::MetaRead {
-                path: path.clone(),
-                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
-            })?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(&file, META_MAX), &mut text).map_err(
+            |e| {
+                RepoError::MetaRead(DiskError {
+                    path: path.clone(),
+                    problem: DiskProblem::Os(Errno::from_io_error(&e).unwrap_or(Errno::IO)),
+                })
+            },
+        )?;
         let meta = Meta::parse(&text).map_err(|problem| RepoError::MetaInvalid {
             path: path.clone(),
             problem,
@@ -366,37 +381,22 @@ impl Repository {
         self.path.join("images").join(digest.to_hex())
     }
 
-    /// Opens `images/<hex>`. `Ok(None)`: no such image, try the next one.
+    /// Opens `images/<hex>`, a symlink into `objects/` that must stay in
+    /// the repository. `Ok(None)`: no such image.
     pub fn open_image(&self, image_ref: &ImageRef) -> Result<Option<(File, PathBuf)>, RepoError> {
         let rel = format!("images/{}", image_ref.digest.to_hex());
-        let path = self.image_path(&image_ref.digest);
-        let file = match self.open_file(&rel) {
-            Ok(f) => f,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(errno) => return Err(RepoError::ImageOpen { path, errno }),
-        };
-        let stat = rfs::fstat(&file).map_err(|errno| RepoError::ImageOpen {
-            path: path.clone(),
-            errno,
-        })?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Err(RepoError::ImageNotFile { path });
+        match self.base().open_file(&rel, Symlinks::Beneath, None) {
+            Ok(file) => Ok(Some((file, self.image_path(&image_ref.digest)))),
+            Err(e) if e.is_missing() => Ok(None),
+            Err(e) => Err(RepoError::Image(e)),
         }
-        Ok(Some((file, path)))
     }
 
     /// Opens the object store as the overlay's data-only layer.
     pub fn objects(&self) -> Result<OwnedFd, RepoError> {
-        rfs::openat(
-            &self.dir,
-            "objects",
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|errno| RepoError::Objects {
-            path: self.path.join("objects"),
-            errno,
-        })
+        self.base()
+            .open_dir("objects", Symlinks::Refuse)
+            .map_err(RepoError::Objects)
     }
 }
 

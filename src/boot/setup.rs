@@ -10,12 +10,13 @@ use crate::boot::assemble::{
     self, AssembleError, Assembled, ExtensionSource, Layout, MountModes, Source,
 };
 use crate::boot::cmdline::{Cmdline, ImageRef, MalformedArg};
+use crate::boot::config::Candidates;
 use crate::boot::repository::{self, RepoError, Repository};
 use crate::boot::sysext_images::{self, SysextImageError, NAMED_BY_IMAGE, NAMED_BY_KARG};
 use crate::fsverity::digest::Digest;
 use crate::measure::events;
 use crate::measure::{MeasureError, Measurer};
-use crate::sysext::rules::{MergedExtension, SYSEXT_PCR};
+use crate::sysext::rules::MergedExtension;
 
 #[derive(Debug)]
 pub enum SetupError {
@@ -130,22 +131,31 @@ pub struct SetupOptions {
     pub sysexts: Vec<Digest>,
 }
 
-/// The image references, or why the command line is unusable.
-pub fn image_refs(cmdline: &Cmdline) -> Result<Vec<ImageRef>, SetupError> {
-    let refs = cmdline.image_refs().map_err(SetupError::Cmdline)?;
+/// The images that may boot, or why the command line is unusable. Under
+/// `Candidates::First` that is the first `composefs=` alone: an argument
+/// appended after a UKI's signed command line (SMBIOS, add-ons) must not
+/// choose an older image by the first one going missing.
+pub fn image_refs(cmdline: &Cmdline, candidates: Candidates) -> Result<Vec<ImageRef>, SetupError> {
+    let mut refs = cmdline.image_refs().map_err(SetupError::Cmdline)?;
     if refs.is_empty() {
         return Err(SetupError::NoImageRef);
+    }
+    if candidates == Candidates::First {
+        let later = refs.split_off(1);
+        for ignored in later.iter().filter(|r| r.digest != refs[0].digest) {
+            log::warn!(
+                "ignoring '{}': only the first composefs argument ('{}') counts; set \
+                 [boot] candidates = \"ordered\" to try them in order",
+                ignored.source,
+                refs[0].source
+            );
+        }
     }
     Ok(refs)
 }
 
-/// The system extensions the command line names. When any
-/// `veriroot.sysext` is present, a refusal caps their PCR too, so this is
-/// asked before anything else can fail.
-pub fn sysexts(cmdline: &Cmdline, measurer: &mut Measurer) -> Result<Vec<Digest>, SetupError> {
-    if cmdline.names_sysexts() {
-        measurer.also_cap(SYSEXT_PCR);
-    }
+/// The system extensions the command line names, lowest first.
+pub fn sysexts(cmdline: &Cmdline) -> Result<Vec<Digest>, SetupError> {
     cmdline.sysext_digests().map_err(SetupError::Cmdline)
 }
 
@@ -158,8 +168,7 @@ pub fn verify_and_mount(
     measurer: &mut Measurer,
 ) -> Result<Booted, SetupError> {
     let start = Instant::now();
-    let repo =
-        Repository::open(&opts.layout.sysroot.join("composefs")).map_err(SetupError::Repository)?;
+    let repo = Repository::open_on_disk(&opts.layout.sysroot).map_err(SetupError::Repository)?;
     let image = repository::select_image(&repo, refs).map_err(SetupError::Repository)?;
     if image.image_ref.insecure {
         log::warn!(
@@ -207,13 +216,8 @@ pub fn verify_and_mount(
             .map(|mut found| found.remove(0).0)
         },
     };
-    let staged = assemble::stage(&source, opts.mounts, &opts.layout).map_err(|e| {
-        // An extension the image listed was refused: cap its PCR too.
-        if e.is_about_an_extension() {
-            measurer.also_cap(SYSEXT_PCR);
-        }
-        SetupError::Assemble(e)
-    })?;
+    let staged =
+        assemble::stage(&source, opts.mounts, &opts.layout).map_err(SetupError::Assemble)?;
     let staged_at = start.elapsed();
     let events = events::success_events(measurer.pcr(), &image.image_ref, opts.mounts)
         .into_iter()
@@ -255,6 +259,26 @@ pub fn describe_extensions(extensions: &[MergedExtension]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn an_appended_composefs_argument_chooses_nothing() {
+        // A UKI's own .cmdline first, then what systemd-stub appended.
+        let cmdline = Cmdline::parse(&format!("composefs={A} ro composefs={B}"));
+        let refs = image_refs(&cmdline, Candidates::First).unwrap();
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].digest.to_hex(), A);
+        // Opted in (a command line signed as a whole): in order.
+        let refs = image_refs(&cmdline, Candidates::Ordered).unwrap();
+        let order: Vec<String> = refs.iter().map(|r| r.digest.to_hex()).collect();
+        assert_eq!(order, [A, B]);
+        assert!(matches!(
+            image_refs(&Cmdline::parse("ro"), Candidates::First),
+            Err(SetupError::NoImageRef)
+        ));
+    }
 
     #[test]
     fn timings_line_sums_the_tpm_stage() {

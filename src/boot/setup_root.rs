@@ -13,7 +13,8 @@ use crate::boot::cmdline::{Cmdline, ReadError};
 use crate::boot::config::{Config, ConfigError};
 use crate::boot::paths::HostPaths;
 use crate::boot::setup::{self, SetupError, SetupOptions};
-use crate::measure::measurer::cap_default_pcr;
+use crate::boot::watchdog;
+use crate::measure::measurer::cap_without_config;
 use crate::measure::{MeasureError, Measurer};
 
 /// What `veriroot setup-root` was asked to do.
@@ -34,6 +35,10 @@ pub enum SetupRootError {
     Measure(MeasureError),
     Cmdline(ReadError),
     Setup(SetupError),
+    /// `veriroot.timeout=` is not a number of seconds.
+    Timeout {
+        value: String,
+    },
 }
 
 impl fmt::Display for SetupRootError {
@@ -44,6 +49,9 @@ impl fmt::Display for SetupRootError {
             SetupRootError::Measure(e) => e.fmt(f),
             SetupRootError::Cmdline(e) => e.fmt(f),
             SetupRootError::Setup(e) => e.fmt(f),
+            SetupRootError::Timeout { value } => {
+                write!(f, "{}={value} is not a number of seconds", watchdog::KARG)
+            }
         }
     }
 }
@@ -55,6 +63,7 @@ impl std::error::Error for SetupRootError {
             SetupRootError::Measure(e) => Some(e),
             SetupRootError::Cmdline(e) => Some(e),
             SetupRootError::Setup(e) => Some(e),
+            SetupRootError::Timeout { .. } => None,
         }
     }
 }
@@ -63,18 +72,42 @@ impl std::error::Error for SetupRootError {
 /// this returns.
 pub fn run(args: Args, paths: &HostPaths) -> Result<(), SetupRootError> {
     let started = Instant::now();
+    // Armed first (the unit's TimeoutStartSec= is the backstop behind it).
+    // The command line's own value is read here; malformed, it is refused
+    // with the other arguments, once the TPM is open.
+    let cmdline_limit = match &args.cmdline {
+        Some(text) => watchdog::limit(&Cmdline::parse(text)),
+        None => Cmdline::read(&paths.cmdline)
+            .map(|c| watchdog::limit(&c))
+            .unwrap_or(Ok(watchdog::DEFAULT)),
+    };
+    let config_path = args.config.as_deref().unwrap_or(&paths.config);
+    watchdog::arm(
+        *cmdline_limit.as_ref().unwrap_or(&watchdog::DEFAULT),
+        paths.clone(),
+        Config::pcr_hint(config_path).unwrap_or(crate::boot::config::DEFAULT_PCR),
+        || std::process::exit(1),
+    );
     let config = match &args.config {
         Some(p) => Config::load(p),
         None => Config::load_initrd(paths),
     }
     .map_err(|e| {
-        // The broken file cannot say which PCR: cap the default one.
-        cap_default_pcr(paths);
+        // The broken file cannot be trusted to say which PCR: cap the
+        // default ones and the one it seems to name.
+        let named = Config::pcr_hint(args.config.as_deref().unwrap_or(&paths.config));
+        cap_without_config(paths, named);
         SetupRootError::Config(e)
     })?;
     let config_parsed = started.elapsed();
-    let mut measurer =
-        Measurer::open(config.tpm, config.pcr, paths).map_err(SetupRootError::Measure)?;
+    let mut measurer = Measurer::open(config.tpm, config.pcr, paths).map_err(|e| {
+        // A TPM that failed may still take the cap (a later open, the
+        // other device node); without one there is nothing to cap.
+        if !matches!(e, MeasureError::NoTpm) {
+            cap_without_config(paths, Some(config.pcr));
+        }
+        SetupRootError::Measure(e)
+    })?;
     let tpm_open = started.elapsed() - config_parsed;
     run_with(&args, &config, paths, &mut measurer, started, tpm_open)
 }
@@ -109,8 +142,9 @@ fn mount_verified(
         Some(text) => Cmdline::parse(text),
         None => Cmdline::read(&paths.cmdline).map_err(SetupRootError::Cmdline)?,
     };
-    let sysexts = setup::sysexts(&cmdline, measurer).map_err(SetupRootError::Setup)?;
-    let refs = setup::image_refs(&cmdline).map_err(SetupRootError::Setup)?;
+    watchdog::limit(&cmdline).map_err(|value| SetupRootError::Timeout { value })?;
+    let sysexts = setup::sysexts(&cmdline).map_err(SetupRootError::Setup)?;
+    let refs = setup::image_refs(&cmdline, config.candidates).map_err(SetupRootError::Setup)?;
     let parse = started.elapsed() - tpm_open;
     let opts = SetupOptions {
         layout: Layout {

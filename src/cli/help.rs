@@ -13,14 +13,21 @@ USAGE:
                                 (default /sbin/init). Any failure caps the PCR
                                 and powers the machine off.
   veriroot setup-root [--sysroot DIR] [--cmdline STR] [--config FILE]
+                      [--tpm2-device PATH]
                                 in a systemd initrd: the real root is mounted
                                 at /sysroot; replace it with the verified,
                                 measured tree (real root at /sysroot/sysroot)
                                 and exit 0. A refusal caps the PCR, exits 1.
+                                --tpm2-device: the TPM to use instead of
+                                /dev/tpmrm0, /dev/tpm0.
   veriroot check [--sysroot DIR] [--cmdline STR]
-                                preflight: everything but the mount, with the
-                                fix for each problem; exit 0 only if a
-                                verified boot would succeed.
+                                preflight, without mounting: the composefs=
+                                references, the repository and meta.json, the
+                                image's and veriroot.sysext= images' fs-verity
+                                digests, the kernel's overlay/EROFS features
+                                (not the configuration, the TPM, extension
+                                release rules); the fix for each problem; exit
+                                0 only if a verified boot would succeed.
   veriroot enable-verity [--algorithm sha256|sha512] REPOSITORY
                                 enable fs-verity on every file of a composefs
                                 repository (idempotent; default algorithm
@@ -47,10 +54,12 @@ USAGE:
                                 --digest or --cmdline is given.
                                 --machine-id: PCR 15 after switch root, where
                                 systemd-pcrmachine adds \"machine-id:ID\".
-  veriroot log [FILE] [--json] [--no-tpm]
+  veriroot log [FILE] [--json] [--no-tpm] [--tpm2-device PATH]
                                 parse and replay systemd's measurement log
                                 (default /run/log/systemd/tpm2-measure.log) and
-                                compare with the TPM's PCRs where one exists.
+                                compare with the TPM's PCRs where one exists
+                                (--tpm2-device PATH instead of /dev/tpmrm0,
+                                /dev/tpm0; --no-tpm: do not read one).
   veriroot --help | --version
 
 KERNEL COMMAND LINE:
@@ -70,14 +79,25 @@ KERNEL COMMAND LINE:
                                 measured into PCR 13. The root image may list
                                 more (lower) in /usr/lib/veriroot/extensions.
                                 See docs/sysext.md.
-  veriroot.root-timeout=SECS    wait for root= (default 30).
+  veriroot.root-timeout=SECS    wait for root= (default 30; PID 1 mode).
+  veriroot.tpm-timeout=SECS     wait for a TPM the firmware describes (ACPI
+                                TPM2 table, tcg,tpm* device-tree node) to
+                                appear (default 10; PID 1 mode).
   veriroot.erofs=loop           mount the image through a loop device even
                                 where the kernel takes files.
+  veriroot.timeout=SECS         give up on a boot path that has not finished
+                                (a disk or TPM that stopped answering): cap
+                                the PCRs and power off (PID 1) or exit 1
+                                (setup-root); default 90, plus the root= and
+                                TPM waits in PID 1 mode.
 
 CONFIGURATION (in the initrd): /usr/lib/composefs/setup-root-conf.toml
 (composefs-setup-root's), then /etc/veriroot/veriroot.conf, which wins:
   [tpm]  policy = \"auto\" | \"required\" | \"off\"      (default auto; ours only)
          pcr = 15                                   (default 15; never 11)
+  [boot] candidates = \"first\" | \"ordered\"          (default first: only the
+         first composefs= argument may boot; ordered: each in turn, the
+         first existing image wins; ours only)
   [root] transient = true|false                     (default false)
   [etc]  mount = \"none\"|\"bind\"|\"overlay\"|\"transient\" (default overlay)
   [var]  mount = (the same)                         (default bind)

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::boot::cmdline::{Cmdline, ImageRef, ReadError};
+use crate::boot::config::Candidates;
 use crate::boot::repository::{self, Repository};
+use crate::boot::setup::{self, SetupError};
 use crate::boot::sysext_images;
 use crate::kernel::features::{self, Support};
 use crate::kernel::verity_ioctl;
@@ -118,17 +120,27 @@ pub fn run(
 /// mounted at /sysroot) and the command line the next boot will use.
 pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
     let mut report = Report::default();
-    let refs = match cmdline.image_refs() {
-        Ok(r) if r.is_empty() => {
+    // As the boot decides with the default [boot] candidates = "first".
+    let refs = match setup::image_refs(cmdline, Candidates::First) {
+        Ok(r) => r,
+        Err(SetupError::NoImageRef) => {
             report.fail("kernel command line: no composefs=<digest> or composefs.digest=...; add one to the boot entry");
             return report;
         }
-        Ok(r) => r,
         Err(e) => {
             report.fail(format!("kernel command line: {e}"));
             return report;
         }
     };
+    if let Ok(all) = cmdline.image_refs() {
+        for ignored in all.iter().skip(1).filter(|r| r.digest != refs[0].digest) {
+            report.ok(format!(
+                "kernel command line: '{}' is ignored: only the first composefs argument \
+                 counts (unless the initrd's veriroot.conf has [boot] candidates = \"ordered\")",
+                ignored.source
+            ));
+        }
+    }
     for r in &refs {
         report.ok(format!(
             "kernel command line: '{}' ({} {})",
@@ -141,7 +153,7 @@ pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
             r.digest.algorithm()
         ));
     }
-    let repo = match Repository::open(&sysroot.join("composefs")) {
+    let repo = match Repository::open_on_disk(sysroot) {
         Ok(r) => r,
         Err(e) => {
             report.fail(e.to_string());
@@ -153,7 +165,7 @@ pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
         return report;
     };
     check_sysexts(&mut report, &repo, &image_ref, cmdline);
-    check_kernel(&mut report, &image);
+    check_kernel(&mut report, image.as_ref());
     report
 }
 
@@ -191,7 +203,7 @@ fn check_image(
     report: &mut Report,
     repo: &Repository,
     refs: &[ImageRef],
-) -> Option<(File, ImageRef)> {
+) -> Option<(Option<File>, ImageRef)> {
     let mut tried = Vec::new();
     for image_ref in refs {
         let (file, path) = match repo.open_image(image_ref) {
@@ -245,7 +257,8 @@ fn check_image(
             Err(e) => report.fail(e.to_string()),
         }
         let measured = verity_ioctl::measure(&file);
-        match repository::verify_image(&path, image_ref, &measured) {
+        let verified = repository::verify_image(&path, image_ref, &measured);
+        match &verified {
             Ok(()) => match &measured {
                 Ok(d) => report.ok(format!(
                     "{}: fs-verity {d} matches the command line",
@@ -261,13 +274,15 @@ fn check_image(
         if let Err(e) = repo.objects() {
             report.fail(e.to_string());
         }
-        return Some((file, image_ref.clone()));
+        // An image that failed verification is never handed to the kernel's
+        // EROFS parser, not even to probe it.
+        return Some((verified.is_ok().then_some(file), image_ref.clone()));
     }
     report.fail(repository::RepoError::NoImage { tried }.to_string());
     None
 }
 
-fn check_kernel(report: &mut Report, image: &File) {
+fn check_kernel(report: &mut Report, image: Option<&File>) {
     let release = crate::kernel::modules::release();
     let f = features::kernel_features();
     let mut line = |what: &str, s: Support, fix: &str| {
@@ -294,6 +309,13 @@ fn check_kernel(report: &mut Report, image: &File) {
             "kernel {release}: overlay lowerdir+/datadir+: supported"
         ));
     }
+    let Some(image) = image else {
+        report.ok(format!(
+            "kernel {release}: file-backed EROFS: not probed (the image failed verification \
+             and is not given to the kernel)"
+        ));
+        return;
+    };
     match features::erofs_file_backed(image) {
         Support::Yes => report.ok(format!("kernel {release}: file-backed EROFS: supported")),
         Support::No => report.ok(format!("kernel {release}: file-backed EROFS not available: a loop device will be used (needs the loop module)")),

@@ -159,12 +159,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, PredictError> {
         None => None,
     };
     let mut events: Vec<Event> = if args.failure {
-        let also: &[u32] = if sysexts.is_empty() {
-            &[]
-        } else {
-            &[SYSEXT_PCR]
-        };
-        events::failure_events(config.pcr, also)
+        // Every refusal caps every PCR veriroot could have extended.
+        events::failure_events(config.pcr, &[SYSEXT_PCR])
     } else {
         let uki_cmdline = uki.as_ref().map(|u| (args.uki.as_deref(), u.cmdline()));
         let image = image_for_prediction(&args, uki_cmdline)?;

@@ -235,19 +235,26 @@ pub fn composefs_overlay(
 
 /// A writable overlay on a directory of the new root: the image's
 /// directory below, `upper` above (state on the real root, or a tmpfs).
+/// `attrs`: the mount's flags (`nosuid,nodev` for /etc and /var; none for a
+/// transient root, whose /usr keeps its setuid programs).
 pub fn state_overlay(
     source: &str,
     lower: &Path,
     upper: &Path,
     work: &Path,
+    attrs: MountAttrFlags,
 ) -> Result<OwnedFd, MountError> {
     let ctx = FsContext::open("overlay")?;
     ctx.set("source", source)?;
     ctx.set("lowerdir", path_str(lower)?)?;
     ctx.set("upperdir", path_str(upper)?)?;
     ctx.set("workdir", path_str(work)?)?;
-    ctx.mount(MountAttrFlags::empty())
+    ctx.mount(attrs)
 }
+
+/// `nosuid,nodev`: for state fs-verity does not cover.
+pub const UNVERIFIED_STATE: MountAttrFlags =
+    MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV);
 
 fn path_str(path: &Path) -> Result<&str, MountError> {
     path.to_str().ok_or_else(|| MountError {

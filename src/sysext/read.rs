@@ -46,6 +46,13 @@ impl fmt::Display for ExtensionError {
         match self {
             ExtensionError::Rule(e) => e.fmt(f),
             ExtensionError::Read { what, path, errno } => {
+                if *errno == Errno::FBIG {
+                    return write!(
+                        f,
+                        "/{path} of {what} is larger than {MAX_RELEASE} bytes: a release \
+                         file is a few lines; rebuild it"
+                    );
+                }
                 write!(f, "cannot read /{path} of {what}: {errno}")?;
                 if *errno == Errno::IO {
                     f.write_str(" (its object's fs-verity digest does not match the image: the repository is damaged or tampered with)")?;
@@ -106,12 +113,18 @@ fn list(root: BorrowedFd<'_>, path: &str) -> Result<Option<Vec<String>>, Errno> 
 }
 
 /// A small text file below `root`; `Ok(None)` if it does not exist.
+/// Larger than `MAX_RELEASE` is EFBIG, read as nothing: a release file is
+/// a few lines. O_NONBLOCK: a FIFO in an image never blocks the boot.
 fn read_text(root: BorrowedFd<'_>, path: &str) -> Result<Option<String>, Errno> {
-    let fd = match open_in(root, path, OFlags::empty()) {
+    let fd = match open_in(root, path, OFlags::NONBLOCK | OFlags::NOCTTY) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e),
     };
+    let stat = rustix::fs::fstat(&fd)?;
+    if u64::try_from(stat.st_size).unwrap_or(u64::MAX) > MAX_RELEASE {
+        return Err(Errno::FBIG);
+    }
     let mut text = Vec::new();
     std::fs::File::from(fd)
         .take(MAX_RELEASE)
@@ -276,6 +289,33 @@ mod tests {
             root_release(open(empty.path())),
             Err(ExtensionError::NoOsRelease)
         ));
+    }
+
+    #[test]
+    fn a_huge_release_file_is_refused_unread_and_a_fifo_never_blocks() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "usr/lib/os-release", ROOT);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.path().join("usr/lib/os-release"))
+            .unwrap();
+        f.set_len(10 << 20).unwrap();
+        let e = root_release(open(d.path())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/usr/lib/os-release of the root image is larger than 65536 bytes: a release \
+             file is a few lines; rebuild it"
+        );
+        fs::remove_file(d.path().join("usr/lib/os-release")).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            d.path().join("usr/lib/os-release"),
+            Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        // Opens without a writer, reads nothing: an empty release.
+        let r = root_release(open(d.path())).unwrap();
+        assert_eq!(r.get("ID"), None);
     }
 
     #[test]

@@ -721,6 +721,9 @@ fn io_errno(e: &std::io::Error) -> Errno {
 }
 
 const MODE_LOG: u32 = 0o600;
+/// How long to wait for another writer's lock (systemd holds it for one
+/// record: milliseconds).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const S_ISVTX: u32 = 0o1000;
 
 /// The log, opened and exclusively locked, ready for one record.
@@ -764,6 +767,8 @@ impl LogWriter {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = DirBuilder::new().recursive(true).mode(0o755).create(parent);
         }
+        // O_NONBLOCK: a FIFO at the path fails (ENXIO) or is refused below,
+        // instead of blocking the boot; O_NOFOLLOW: a symlink is refused.
         let fd = rustix::fs::open(
             &path,
             OFlags::WRONLY
@@ -771,20 +776,14 @@ impl LogWriter {
                 | OFlags::APPEND
                 | OFlags::CLOEXEC
                 | OFlags::NOCTTY
-                | OFlags::NOFOLLOW,
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK,
             Mode::from_raw_mode(MODE_LOG),
         )
         .map_err(|errno| LogError::Open {
             path: path.clone(),
             errno,
         })?;
-        loop {
-            match rustix::fs::flock(&fd, FlockOperation::LockExclusive) {
-                Ok(()) => break,
-                Err(Errno::INTR) => continue,
-                Err(errno) => return Err(LogError::Lock { path, errno }),
-            }
-        }
         let st = rustix::fs::fstat(&fd).map_err(|errno| LogError::Stat {
             path: path.clone(),
             errno,
@@ -792,6 +791,23 @@ impl LogWriter {
         if !FileType::from_raw_mode(st.st_mode).is_file() {
             return Err(LogError::NotRegular { path });
         }
+        // Bounded: a writer that holds the lock for ever must not stall the boot.
+        let start = std::time::Instant::now();
+        loop {
+            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::WOULDBLOCK) if start.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(errno) => return Err(LogError::Lock { path, errno }),
+            }
+        }
+        // Again, under the lock: the sticky bit is the last writer's word.
+        let st = rustix::fs::fstat(&fd).map_err(|errno| LogError::Stat {
+            path: path.clone(),
+            errno,
+        })?;
         let incomplete = st.st_mode & S_ISVTX != 0;
         if !incomplete {
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(MODE_LOG | S_ISVTX)).map_err(|errno| {
