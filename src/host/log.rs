@@ -35,6 +35,17 @@ pub enum LogCommandError {
 /// keeps a wrong path (a disk image, /dev/zero) from filling memory.
 pub const MAX_LOG_SIZE: u64 = 64 << 20;
 
+/// How long a writer may hold the log's lock before `log` gives up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The sticky bit: systemd's (and veriroot's) writers set it while they
+/// append and leave it set when they could not finish.
+fn marked_incomplete(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o1000 != 0)
+        .unwrap_or(false)
+}
+
 impl fmt::Display for LogCommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -80,6 +91,13 @@ pub fn run(
     })?;
     let values = eventlog::replay(&records);
     let by_bank = transpose(&values);
+    if marked_incomplete(&path) {
+        eprintln!(
+            "veriroot: {} is marked incomplete (sticky bit): a writer died or could not write, \
+             so it may not account for every extension of the TPM's PCRs",
+            path.display()
+        );
+    }
     if json {
         println!("{}", events::pcrs_json(&by_bank));
         return Ok(ExitCode::SUCCESS);
@@ -132,6 +150,19 @@ fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, LogCommandError> {
         error,
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
+    // As systemd-pcrlock reads it: under LOCK_SH, so a writer's record is
+    // never read half-written; waited for at most LOCK_WAIT.
+    let start = std::time::Instant::now();
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => return Err(read_error(e.into())),
+        }
+    }
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -182,6 +213,29 @@ mod tests {
 
     fn record(pcr: u32, s: &str) -> Record {
         Record::measure_string(pcr, &[HashAlg::Sha256], s, None)
+    }
+
+    #[test]
+    fn the_log_is_read_under_a_shared_lock_and_its_mark_seen() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"").unwrap();
+        // Another reader does not stop us; a writer holding LOCK_EX would
+        // (bounded: LOCK_WAIT), which tests/eventlog.rs shows for writers.
+        let other = std::fs::File::open(&path).unwrap();
+        rustix::fs::flock(&other, rustix::fs::FlockOperation::LockShared).unwrap();
+        assert!(read_capped(&path, 10).unwrap().is_empty());
+        assert!(!marked_incomplete(&path));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o1600)).unwrap();
+        assert!(marked_incomplete(&path));
+        drop(other);
+        let writer = std::fs::File::open(&path).unwrap();
+        rustix::fs::flock(&writer, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let start = std::time::Instant::now();
+        let e = read_capped(&path, 10).unwrap_err();
+        assert!(start.elapsed() >= LOCK_WAIT - std::time::Duration::from_millis(100));
+        assert!(matches!(e, LogCommandError::Read { .. }), "{e}");
     }
 
     #[test]
