@@ -81,27 +81,8 @@ _debian_variant_config() {
 	esac
 }
 
-# _debian_mirror: the Debian archive the host uses (the first stanza of
-# debian.sources with a plain suite such as "bookworm"), unless DEBIAN_MIRROR.
-_debian_mirror() {
-	if [ -n "${DEBIAN_MIRROR:-}" ]; then
-		printf '%s\n' "$DEBIAN_MIRROR"
-		return 0
-	fi
-	local src=/etc/apt/sources.list.d/debian.sources uri
-	uri=$(awk 'BEGIN { RS = "" }
-		{ uris = ""; plain = 0; n = split($0, l, "\n")
-		  for (i = 1; i <= n; i++) {
-		      if (l[i] ~ /^URIs:/) { split(l[i], w, /[ \t]+/); uris = w[2] }
-		      if (l[i] ~ /^Suites:/) { m = split(l[i], s, /[ \t]+/)
-		          for (j = 2; j <= m; j++) if (s[j] ~ /^[a-z]+$/) plain = 1 } }
-		  if (plain && uris != "" && uris !~ /security/) { print uris; exit } }' "$src" 2>/dev/null)
-	if [ -z "$uri" ]; then
-		echo "debian: no Debian mirror found in $src; set DEBIAN_MIRROR" >&2
-		return 1
-	fi
-	printf '%s\n' "$uri"
-}
+# _debian_mirror: debian_mirror (qemu/lib/arch.sh).
+_debian_mirror() { debian_mirror; }
 
 # _debian_time LABEL FILE CMD...: run CMD, log and record its wall time.
 _debian_time() {
