@@ -231,7 +231,7 @@ _debian_dracut() {
 	_debian_chroot "$tree" lsinitrd -f etc/modules-load.d/veriroot.conf "$img" >"$out.modules-load" 2>&1 ||
 		return 1
 	mv "$tree$img" "$out"
-	_debian_check_initramfs "$out.lsinitrd" "$conf" "$out.modules-load"
+	_debian_check_initramfs "$out.lsinitrd" "$conf" "$out.modules-load" "$tree" "$kver"
 }
 
 # _debian_module_size TREE KVER DIR: what veriroot's dracut module adds to
@@ -252,17 +252,37 @@ _debian_module_size() {
 	log "debian: initramfs $with bytes, $without without veriroot's dracut module: +$((with - without)) bytes"
 }
 
-# _debian_check_initramfs LSINITRD_OUTPUT CONF MODULES_LOAD: veriroot's
-# module is really in, and its modules-load.d entry names what it should
-# (for the trixie amd64 kernel, where all four are modules).
-_debian_check_initramfs() {
-	local list=$1 want m
-	for m in erofs overlay sha256_ssse3 sha512_ssse3; do
-		grep -qx "$m" "$3" || {
-			echo "debian: the initramfs's modules-load.d/veriroot.conf lacks $m (see $3)" >&2
-			return 1
-		}
+# The modules veriroot's dracut module lists in modules-load.d when the
+# kernel has them (dracut/50veriroot/module-setup.sh).
+DEBIAN_EARLY_MODULES='erofs overlay sha256_ssse3 sha512_ssse3 sha2_ce sha512_ce'
+
+# _debian_check_modules_load MODULES_LOAD ROOT KVER: the dracut module's
+# modules-load.d entry names exactly those of DEBIAN_EARLY_MODULES the
+# kernel KVER (modules under ROOT/lib/modules) has, built in or as modules:
+# trixie's 6.12 has all four x86 ones; 7.x has no SIMD SHA-2 modules.
+_debian_check_modules_load() {
+	local file=$1 root=$2 kver=$3 m want='' got
+	for m in $DEBIAN_EARLY_MODULES; do
+		! modprobe -d "$root" -S "$kver" --show-depends "$m" >/dev/null 2>&1 || want+="$m "
 	done
+	got=$(grep -v '^#' "$file" | tr '\n' ' ')
+	[ "$got" = "$want" ] || {
+		echo "debian: modules-load.d/veriroot.conf for $kver names '$got', the kernel has '$want' (see $file)" >&2
+		return 1
+	}
+	case " $want " in *" erofs "*" overlay "*) ;; *)
+		echo "debian: kernel $kver has no erofs or overlay module: '$want'" >&2
+		return 1
+		;;
+	esac
+}
+
+# _debian_check_initramfs LSINITRD_OUTPUT CONF MODULES_LOAD TREE KVER:
+# veriroot's module is really in, and its modules-load.d entry names what
+# this kernel has (for the trixie amd64 kernel, where all four are modules).
+_debian_check_initramfs() {
+	local list=$1 want
+	_debian_check_modules_load "$3" "$4" "$5" || return 1
 	for want in '^veriroot$' ' usr/bin/veriroot$' ' usr/lib/systemd/system/veriroot-setup-root.service$' \
 		' usr/lib/x86_64-linux-gnu/libtss2-esys.so.0 ' ' usr/lib/x86_64-linux-gnu/libtss2-sys.so.1 ' \
 		' usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 ' \
@@ -369,6 +389,56 @@ _debian_build_locked() {
 	# concurrent run may still use.
 	find "$DEBIAN_WORK" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name '.tmp.*' -printf '%T@ %p\n' |
 		sort -rn | tail -n +3 | cut -d' ' -f2- | while read -r old; do rm -rf "$old"; done
+}
+
+# debian_dracut_kernel_check KERNEL: veriroot's dracut module on another
+# kernel (qemu/lib/kernel.sh's KERNEL: current, the newest 7.x): the
+# cached Debian tree is unpacked into the scenario's folder, gets `make
+# install` and that kernel's modules, and its dracut builds an initramfs
+# for it; the modules-load.d entry must name what that kernel has (on 7.x
+# no SIMD SHA-2 module, which would fail systemd-modules-load) and the
+# initramfs must hold veriroot, its unit and erofs/overlay. Not booted.
+debian_dracut_kernel_check() {
+	local choice=$1 tree=$SCENARIO_DIR/dracut-$1 out kroot kver
+	out=$(
+		kernel_select "$choice" && kernel_fetch >&2 && printf '%s %s\n' "$KERNEL_ROOT" "$KERNEL_VERSION"
+	) || { echo "the $choice kernel cannot be fetched (see harness.log)"; return 1; }
+	read -r kroot kver <<<"$out"
+	_debian_tarball_path
+	rm -rf "$tree" && mkdir -p "$tree" || return 1
+	if ! tar -C "$tree" --numeric-owner --xattrs --xattrs-include='*' -xpf "$DEBIAN_TARBALL" ||
+		! make -s -C "$VERIROOT_DIR" install DESTDIR="$tree" >&2 ||
+		! cp -a "$kroot/lib/modules/$kver" "$tree/usr/lib/modules/$kver"; then
+		rm -rf "$tree"
+		echo "preparing a tree for $kver failed"
+		return 1
+	fi
+	if ! _debian_chroot "$tree" dracut --no-hostonly --force --kver "$kver" --add veriroot \
+		/var/tmp/vt-initramfs.img >"$SCENARIO_DIR/dracut-$choice.log" 2>&1; then
+		rm -rf "$tree"
+		echo "dracut with veriroot's module failed for $kver (see dracut-$choice.log)"
+		return 1
+	fi
+	if ! _debian_chroot "$tree" lsinitrd /var/tmp/vt-initramfs.img >"$SCENARIO_DIR/dracut-$choice.lsinitrd" 2>&1 ||
+		! _debian_chroot "$tree" lsinitrd -f etc/modules-load.d/veriroot.conf /var/tmp/vt-initramfs.img \
+			>"$SCENARIO_DIR/dracut-$choice.modules-load" 2>&1; then
+		rm -rf "$tree"
+		echo "lsinitrd failed"
+		return 1
+	fi
+	local rc=0 want
+	_debian_check_modules_load "$SCENARIO_DIR/dracut-$choice.modules-load" "$tree" "$kver" 2>"$SCENARIO_DIR/dracut-$choice.why" || rc=1
+	for want in ' usr/bin/veriroot$' ' usr/lib/systemd/system/veriroot-setup-root.service$' \
+		"/$kver/kernel/fs/erofs/erofs.ko" "/$kver/kernel/fs/overlayfs/overlay.ko"; do
+		grep -Eq -- "$want" "$SCENARIO_DIR/dracut-$choice.lsinitrd" ||
+			{ echo "the $kver initramfs lacks /$want/" >>"$SCENARIO_DIR/dracut-$choice.why"; rc=1; }
+	done
+	rm -rf "$tree"
+	if [ "$rc" -ne 0 ]; then
+		echo "dracut module on $kver: $(head -n 1 "$SCENARIO_DIR/dracut-$choice.why")"
+		return 1
+	fi
+	log "debian: dracut module on $kver: modules-load.d names '$(grep -v '^#' "$SCENARIO_DIR/dracut-$choice.modules-load" | tr '\n' ' ')'"
 }
 
 # debian_prepare: in a scenario's prepare(), with make_disk's DISK_TREE and
