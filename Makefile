@@ -17,8 +17,12 @@ DESTDIR ?=
 DOCDIR ?= $(PREFIX)/share/doc/veriroot
 # The initrd binary (stripped by the release profile) may not grow past 1 MiB.
 MAX_SIZE := 1048576
-# The VM scenarios of every architecture, in one report (qemu/run-scenarios).
-SCENARIO_ARCHES := x86_64,aarch64
+# The VM scenarios of every guest, in one report (qemu/run-scenarios):
+# x86_64 and aarch64 with Debian's stable kernel (6.12), x86_64 with the
+# current one (7.x; the scenarios marked "# kernels: ... current").
+SCENARIO_GUESTS := x86_64,aarch64,x86_64/current
+# Guests at once (qemu/run-scenarios -j; default: the number of CPUs).
+JOBS ?= $(shell nproc)
 
 # The fuzz targets (fuzz/fuzz_targets/, one per parser of untrusted bytes).
 FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json \
@@ -26,7 +30,7 @@ FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json
 FUZZ_MINUTES ?= 10
 FUZZ_SMOKE_SECONDS ?= 10
 
-.PHONY: all deps build unit lint scenarios test demo install clean bench fuzz fuzz-smoke
+.PHONY: all deps build unit lint check-report scenarios test demo install clean bench fuzz fuzz-smoke
 
 all: build
 
@@ -57,13 +61,18 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The aarch64 build is checked too (its tests cannot run on this host).
 	cargo clippy -p veriroot --all-targets --target aarch64-unknown-linux-musl -- -D warnings
-	shellcheck -x tools/host-isolated qemu/install-deps qemu/run-scenarios qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run fuzz/run
+	shellcheck -x tools/host-isolated qemu/install-deps qemu/run-scenarios qemu/check-failure-report qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run fuzz/run
 	shellcheck -s sh qemu/guest/* qemu/smoke.init
 	shellcheck -s bash dracut/*/module-setup.sh
 	qemu/verify-units units/*.service
 
+# The harness's failure report: a broken preparation ends in FAIL lines
+# and the summary, never silently (qemu/check-failure-report).
+check-report: build
+	qemu/check-failure-report
+
 scenarios: build
-	qemu/run-scenarios --arch $(SCENARIO_ARCHES)
+	qemu/run-scenarios -j $(JOBS) --guests $(SCENARIO_GUESTS)
 
 # Every fuzz target for a few seconds from its seeds: fails on any crash.
 fuzz-smoke: deps
@@ -74,7 +83,7 @@ fuzz-smoke: deps
 fuzz: deps
 	fuzz/run $$(( $(FUZZ_MINUTES) * 60 )) $(FUZZ_TARGETS)
 
-test: deps lint unit fuzz-smoke scenarios
+test: deps lint unit fuzz-smoke check-report scenarios
 
 demo: build
 	qemu/demo

@@ -12,13 +12,19 @@
 #   #    VM_MACHINE      array: machine and CPU options for QEMU
 #   #    VM_CONSOLE      ttyS0 | ttyAMA0
 #   #    VM_TPM_DEVICE   tpm-tis (ISA, ACPI) | tpm-tis-device (MMIO, device tree)
-#   #    ARCH_MODULES    modules the guest needs beyond the harness's own: the
-#   #                    SIMD SHA-2 (fs-verity keeps the implementation it finds
-#   #                    at its first check: sha*-generic without them), and on
-#   #                    arm64 the TPM TIS driver, a module in its cloud kernel
+#   #    ARCH_MODULES    modules the guest needs beyond the harness's own:
+#   #                    on arm64 the TPM TIS driver, a module in its cloud kernel
+#   #    ARCH_HASH_MODULES
+#   #                    the SIMD SHA-2 crypto modules, taken where the kernel
+#   #                    has them (fs-verity keeps the implementation it finds
+#   #                    at its first check: sha*-generic without them); 7.x
+#   #                    kernels have none (SHA-2 through the crypto library)
 #   arch_apt CMD ARGS...         apt-get/apt-cache for DEB_ARCH's packages: for a
 #                                foreign architecture, with private lists in the
 #                                cache (no `dpkg --add-architecture` on the host)
+#   debian_mirror                the Debian archive the host uses (from
+#                                /etc/apt/sources.list.d/debian.sources), or
+#                                $DEBIAN_MIRROR
 #   arch_busybox                 print the path of a static busybox for VM_ARCH
 #                                (the host's, or Debian's busybox-static for
 #                                DEB_ARCH, downloaded once into the cache)
@@ -37,14 +43,14 @@ arch_select() {
 	x86_64)
 		DEB_ARCH=amd64 VM_QEMU=$_ARCH_VM_QEMU_X86 VM_CONSOLE=ttyS0 VM_TPM_DEVICE=tpm-tis
 		VM_MACHINE=(-accel tcg -cpu max)
-		ARCH_MODULES='sha256_ssse3 sha512_ssse3'
+		ARCH_MODULES='' ARCH_HASH_MODULES='sha256_ssse3 sha512_ssse3'
 		;;
 	aarch64)
 		# pauth-impdef: QEMU's own pointer-authentication hash instead of
 		# QARMA, which TCG emulates slowly (QEMU docs, "cpu-features").
 		DEB_ARCH=arm64 VM_QEMU=qemu-system-aarch64 VM_CONSOLE=ttyAMA0 VM_TPM_DEVICE=tpm-tis-device
 		VM_MACHINE=(-M virt -accel tcg -cpu max,pauth-impdef=on)
-		ARCH_MODULES='tpm_tis sha2_ce sha512_ce'
+		ARCH_MODULES='tpm_tis' ARCH_HASH_MODULES='sha2_ce sha512_ce'
 		;;
 	*)
 		echo "arch: unknown architecture '$1' (known: ${ARCHES[*]})" >&2
@@ -55,7 +61,7 @@ arch_select() {
 	RUST_TARGET=$1-unknown-linux-musl
 	KERNEL_FLAVOUR=cloud-$DEB_ARCH
 	# A kernel found for the other architecture is not this one's.
-	unset KERNEL_VERSION KERNEL_ROOT KERNEL_IMAGE KERNEL_CONFIG KERNEL_MODDIR
+	unset KERNEL_VERSION KERNEL_DEBVERSION KERNEL_LABEL KERNEL_ROOT KERNEL_IMAGE KERNEL_CONFIG KERNEL_MODDIR
 	_ARCH_SELECTED=1
 }
 
@@ -121,6 +127,28 @@ arch_busybox() {
 		mv "$tmp/root" "$dir" && rm -rf "$tmp" || return 1
 	fi
 	printf '%s\n' "$dir/bin/busybox"
+}
+
+# debian_mirror: the Debian archive the host uses (the first stanza of
+# debian.sources with a plain suite such as "bookworm"), unless DEBIAN_MIRROR.
+debian_mirror() {
+	if [ -n "${DEBIAN_MIRROR:-}" ]; then
+		printf '%s\n' "$DEBIAN_MIRROR"
+		return 0
+	fi
+	local src=/etc/apt/sources.list.d/debian.sources uri
+	uri=$(awk 'BEGIN { RS = "" }
+		{ uris = ""; plain = 0; n = split($0, l, "\n")
+		  for (i = 1; i <= n; i++) {
+		      if (l[i] ~ /^URIs:/) { split(l[i], w, /[ \t]+/); uris = w[2] }
+		      if (l[i] ~ /^Suites:/) { m = split(l[i], s, /[ \t]+/)
+		          for (j = 2; j <= m; j++) if (s[j] ~ /^[a-z]+$/) plain = 1 } }
+		  if (plain && uris != "" && uris !~ /security/) { print uris; exit } }' "$src" 2>/dev/null)
+	if [ -z "$uri" ]; then
+		echo "debian: no Debian mirror found in $src; set DEBIAN_MIRROR" >&2
+		return 1
+	fi
+	printf '%s\n' "$uri"
 }
 
 # Sourced again (libs source each other): keep the selection.

@@ -11,25 +11,58 @@ source "$QEMU_DIR/lib/vm.sh"
 source "$QEMU_DIR/lib/testimage.sh"
 
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
+# Where the scenarios' folders go (VERIROOT_SCENARIOS; default target/scenarios).
+SCENARIOS_ROOT=${VERIROOT_SCENARIOS:-$VERIROOT_DIR/target/scenarios}
 # host_veriroot's binary: the host's own (predictions and log replays are
 # architecture-independent, so an aarch64 guest is checked by it too).
 HOST_VERIROOT_BIN=$VERIROOT_DIR/target/$(uname -m)-unknown-linux-musl/release/veriroot
 
-# scenario_arch ARCH: select the guest architecture (qemu/lib/arch.sh) and
-# the paths that depend on it: WORK (the initrds and test images, built by
-# prepare_all), VERIROOT_BIN (the guest's static binary), MODULES (what
-# the initrds load). x86_64 keeps the paths it always had.
-scenario_arch() {
+# scenario_select ARCH [KERNEL]: select the guest architecture
+# (qemu/lib/arch.sh) and kernel (qemu/lib/kernel.sh: stable, the default,
+# or current), and the paths that depend on them (_scenario_paths).
+scenario_select() {
 	arch_select "$1" || return 1
-	if [ "$1" = x86_64 ]; then
-		WORK=$VERIROOT_DIR/target/scenarios/.work
-	else
-		WORK=$VERIROOT_DIR/target/scenarios/$1/.work
-	fi
+	kernel_select "${2:-stable}" || return 1
+	_scenario_paths
+}
+
+# scenario_arch ARCH: scenario_select ARCH with the kernel already chosen.
+scenario_arch() { scenario_select "$1" "${KERNEL_CHOICE:-stable}"; }
+
+# _scenario_paths: GUEST_PREFIX, what NAMEs and log folders start with
+# ("" for x86_64 with the stable kernel, "aarch64/", "k7.2/",
+# "aarch64/k7.2/": the kernel's k<major>.<minor> once resolved, its choice's
+# name before); WORK (the initrds and test images, built by prepare_all);
+# VERIROOT_BIN (the guest's static binary); MODULES (what the initrds
+# load; prepare_all adds the SIMD SHA-2 modules the kernel has).
+# x86_64 with the stable kernel keeps the paths it always had.
+# VERIROOT_EXTRA_MODULES: more module names the initrds must carry (the
+# harness's own check of its failure report gives one that does not exist).
+_scenario_paths() {
+	GUEST_PREFIX=''
+	[ "$VM_ARCH" = x86_64 ] || GUEST_PREFIX=$VM_ARCH/
+	[ "$KERNEL_CHOICE" = stable ] || GUEST_PREFIX+=${KERNEL_LABEL:-$KERNEL_CHOICE}/
+	WORK=$SCENARIOS_ROOT/${GUEST_PREFIX}.work
 	VERIROOT_BIN=$VERIROOT_DIR/target/$RUST_TARGET/release/veriroot
 	MODULES="erofs overlay loop virtio_blk${ARCH_MODULES:+ $ARCH_MODULES}"
+	MODULES+="${VERIROOT_EXTRA_MODULES:+ $VERIROOT_EXTRA_MODULES}"
 }
-scenario_arch "$VM_ARCH"
+scenario_select "$VM_ARCH" "$KERNEL_CHOICE"
+
+# _scenario_hash_modules: add to MODULES the SIMD SHA-2 modules this kernel
+# has (HASH_MODULES: those; the others are logged as absent).
+_scenario_hash_modules() {
+	local m
+	HASH_MODULES=''
+	for m in $ARCH_HASH_MODULES; do
+		if kernel_has_module "$m"; then
+			HASH_MODULES+="${HASH_MODULES:+ }$m"
+		else
+			log "kernel $KERNEL_VERSION has no $m: not in the initrds"
+		fi
+	done
+	MODULES+="${HASH_MODULES:+ $HASH_MODULES}"
+}
 
 log() { echo "veriroot harness: $*" >&2; }
 
@@ -47,19 +80,19 @@ build() {
 build_initrds() {
 	local common=(--modules "$MODULES" --add "$VERIROOT_BIN:/bin/veriroot")
 	local shell=(--add "$BUSYBOX:/bin/busybox" --symlink busybox:/bin/sh)
-	initrd_build "$WORK/initrd-veriroot.img" "$VERIROOT_BIN" --modules "$MODULES"
-	initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${common[@]}" "${shell[@]}" \
-		--add "$QEMU_DIR/guest/tpm-dump:/bin/vt-tpm-dump"
-	initrd_build "$WORK/initrd-provision.img" "$QEMU_DIR/guest/provision-init" "${common[@]}" "${shell[@]}"
+	initrd_build "$WORK/initrd-veriroot.img" "$VERIROOT_BIN" --modules "$MODULES" &&
+		initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${common[@]}" "${shell[@]}" \
+			--add "$QEMU_DIR/guest/tpm-dump:/bin/vt-tpm-dump" &&
+		initrd_build "$WORK/initrd-provision.img" "$QEMU_DIR/guest/provision-init" "${common[@]}" "${shell[@]}"
 }
 
 # One repository per algorithm, from the same tree.
 build_images() {
-	testimage_tree "$WORK/tree" "$BUSYBOX"
+	testimage_tree "$WORK/tree" "$BUSYBOX" || return 1
 	local alg
 	for alg in sha256 sha512; do
 		rm -rf "$WORK/repo-$alg"
-		testimage_repo "$alg" "$WORK/repo-$alg" "$WORK/tree" >"$WORK/digest-$alg"
+		testimage_repo "$alg" "$WORK/repo-$alg" "$WORK/tree" >"$WORK/digest-$alg" || return 1
 	done
 }
 
@@ -223,6 +256,52 @@ setup_root_refuse() {
 	_expect_lines "${check[@]}" 'VT-INITRD: setup-root rc=1' 'VT-INITRD: CLEAN' "$@"
 }
 
+# expect_fast_hash ALG: fs-verity hashed ALG (sha256|sha512) with the
+# kernel's fastest code in the last boot, judged by what this kernel has:
+# - a kernel with SIMD SHA-2 crypto modules (6.12: sha256_ssse3, sha2_ce,
+#   ...; HASH_MODULES) logs `fs-verity: ALG using implementation "..."`
+#   at its first check: it must name a SIMD one, not ALG-generic (the
+#   initrd loaded the module first);
+# - a kernel without them (7.x) hashes through the crypto library, which
+#   picks the CPU's code itself (CONFIG_CRYPTO_LIB_<ALG>_ARCH=y, built in),
+#   and logs nothing: there is no choice left to check. The check is
+#   skipped with the reason (harness.log, SCENARIO_DIR/skipped), but fails
+#   if such a kernel still logs a generic implementation or lacks the
+#   architecture's library code.
+expect_fast_hash() {
+	local alg=$1 line up
+	up=$(tr '[:lower:]' '[:upper:]' <<<"$alg")
+	line=$(grep -a -o "fs-verity: $alg using implementation \"[^\"]*\"" "$BOOT_LOG" | head -n 1) || line=''
+	if [ -n "$line" ]; then
+		case $line in
+		*"$alg-generic"*) echo "boot $BOOT_N: fs-verity hashes with the generic C code: $line"; return 1 ;;
+		*'"'"$alg"-*) ;;
+		*) echo "boot $BOOT_N: unexpected $line"; return 1 ;;
+		esac
+		[ -n "$HASH_MODULES" ] || log "$alg: $line without SIMD modules in the initrd (built in?)"
+		return 0
+	fi
+	if [ -n "$HASH_MODULES" ]; then
+		echo "boot $BOOT_N: kernel $KERNEL_VERSION has $HASH_MODULES but fs-verity logged no $alg implementation"
+		return 1
+	fi
+	kernel_config_has "CRYPTO_LIB_${up}_ARCH" y || {
+		echo "boot $BOOT_N: kernel $KERNEL_VERSION has neither SIMD $alg modules nor CONFIG_CRYPTO_LIB_${up}_ARCH=y"
+		return 1
+	}
+	skip_check "fast-$alg" "kernel $KERNEL_VERSION has no $alg implementation to choose" \
+		"(no SIMD crypto module; fs-verity uses the built-in library, CONFIG_CRYPTO_LIB_${up}_ARCH=y," \
+		"and logs none)"
+}
+
+# skip_check NAME REASON...: a check this kernel cannot make, and why.
+skip_check() {
+	local name=$1
+	shift
+	printf 'skipped %s: %s\n' "$name" "$*" >>"$SCENARIO_DIR/skipped"
+	log "${GUEST_PREFIX}$SCENARIO: skipped $name: $*"
+}
+
 # with_config TEXT [PATH]: later PID 1 boots use an initrd with TEXT at
 # PATH (default /etc/veriroot/veriroot.conf); empty TEXT: the default
 # initrd again.
@@ -319,13 +398,40 @@ run_one() (
 	scenario >"$SCENARIO_DIR/reason" 2>>"$SCENARIO_DIR/harness.log"
 )
 
-# prepare_all: everything the scenarios share, built once per run.
+# prepare_all: everything the scenarios share, built once per guest
+# (architecture and kernel). Every step is checked; on a failure it
+# returns 1 with PREPARE_REASON saying which step and the last line it
+# printed (the callers report it for every scenario it blocks).
 prepare_all() {
-	log "preparing for $VM_ARCH guests in $WORK"
-	build
-	kernel_fetch
-	BUSYBOX=$(arch_busybox)
-	mkdir -p "$WORK"
-	build_initrds
-	build_images
+	PREPARE_REASON=''
+	log "preparing for $VM_ARCH guests, $KERNEL_CHOICE kernel"
+	_prepare_step "building veriroot" build || return 1
+	_prepare_step "the $KERNEL_CHOICE kernel (linux-image-$KERNEL_FLAVOUR)" kernel_fetch || return 1
+	_scenario_paths
+	log "kernel $KERNEL_VERSION ($KERNEL_CHOICE) for ${GUEST_PREFIX:-x86_64/}NAME, work in $WORK"
+	_scenario_hash_modules
+	_prepare_step "a static busybox for $VM_ARCH" _prepare_busybox || return 1
+	_prepare_step "the work directory" mkdir -p "$WORK" || return 1
+	_prepare_step "building the initrds" build_initrds || return 1
+	_prepare_step "building the test images" build_images || return 1
+}
+
+_prepare_busybox() { BUSYBOX=$(arch_busybox); }
+
+# _prepare_step WHAT CMD...: CMD in this shell (it may set variables), its
+# stderr shown after it; on failure PREPARE_REASON="WHAT failed: <its last
+# line>".
+_prepare_step() {
+	local what=$1 err rc=0 last
+	shift
+	err=$(mktemp "${TMPDIR:-/tmp}/veriroot-prepare.XXXXXX") || return 1
+	"$@" 2>"$err" || rc=$?
+	cat "$err" >&2
+	if [ "$rc" -ne 0 ]; then
+		last=$(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | cut -c1-300)
+		PREPARE_REASON="$what failed${last:+: $last}"
+		log "$PREPARE_REASON"
+	fi
+	rm -f "$err"
+	return "$rc"
 }

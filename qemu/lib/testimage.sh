@@ -15,29 +15,30 @@ _TESTIMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 testimage_tree() {
 	local out=$1 busybox=${2:-/bin/busybox} applet
-	rm -rf "$out"
-	mkdir -p "$out"/{bin,sbin,etc,var,sysroot,proc,sys,dev,run,tmp,usr/bin,usr/lib,usr/share/veriroot-test}
-	chmod 1777 "$out/tmp"
-	install -m 0755 "$busybox" "$out/bin/busybox"
+	# Every step is checked: callers run this where `set -e` does not apply.
+	rm -rf "$out" &&
+		mkdir -p "$out"/{bin,sbin,etc,var,sysroot,proc,sys,dev,run,tmp,usr/bin,usr/lib,usr/share/veriroot-test} &&
+		chmod 1777 "$out/tmp" &&
+		install -m 0755 "$busybox" "$out/bin/busybox" || return 1
 	# The applet list from the host's busybox: a foreign one cannot run here,
 	# and Debian builds busybox-static with one configuration for all
 	# architectures (install-deps installs the host's from the same suite).
 	for applet in $(/bin/busybox --list); do
-		[ "$applet" = busybox ] || ln -sf busybox "$out/bin/$applet"
+		[ "$applet" = busybox ] || ln -sf busybox "$out/bin/$applet" || return 1
 	done
-	install -m 0755 "$_TESTIMAGE_DIR/guest/test-init" "$out/sbin/init"
-	install -m 0755 "$_TESTIMAGE_DIR/guest/tpm-dump" "$out/usr/bin/vt-tpm-dump"
-	printf 'veriroot-test\n' >"$out/etc/hostname"
-	printf 'root:x:0:0:root:/:/bin/sh\n' >"$out/etc/passwd"
-	printf 'from the image\n' >"$out/etc/vt-image-etc"
-	printf 'ID=veriroot-test\nVERSION_ID=1\n' >"$out/usr/lib/os-release"
+	install -m 0755 "$_TESTIMAGE_DIR/guest/test-init" "$out/sbin/init" &&
+		install -m 0755 "$_TESTIMAGE_DIR/guest/tpm-dump" "$out/usr/bin/vt-tpm-dump" &&
+		printf 'veriroot-test\n' >"$out/etc/hostname" &&
+		printf 'root:x:0:0:root:/:/bin/sh\n' >"$out/etc/passwd" &&
+		printf 'from the image\n' >"$out/etc/vt-image-etc" &&
+		printf 'ID=veriroot-test\nVERSION_ID=1\n' >"$out/usr/lib/os-release" || return 1
 	# small.txt stays inline in the EROFS (<= 64 bytes); big.bin becomes an
 	# object in the store, checked by overlayfs against its fs-verity digest.
-	printf 'veriroot test image\n' >"$out/usr/share/veriroot-test/small.txt"
-	head -c 131072 <(seq 1 40000) >"$out/usr/share/veriroot-test/big.bin"
-	(cd "$out" && sha256sum usr/share/veriroot-test/small.txt usr/share/veriroot-test/big.bin \
-		etc/hostname >usr/share/veriroot-test/SHA256SUMS)
-	find "$out" -exec touch -h -d @1700000000 {} +
+	printf 'veriroot test image\n' >"$out/usr/share/veriroot-test/small.txt" &&
+		head -c 131072 <(seq 1 40000) >"$out/usr/share/veriroot-test/big.bin" &&
+		(cd "$out" && sha256sum usr/share/veriroot-test/small.txt usr/share/veriroot-test/big.bin \
+			etc/hostname >usr/share/veriroot-test/SHA256SUMS) &&
+		find "$out" -exec touch -h -d @1700000000 {} +
 }
 
 testimage_repo() {

@@ -116,7 +116,19 @@ _uki_vars() {
 	mv "$1.tmp" "$1"
 }
 
+# uki_prepare: one scenario at a time (scenarios may run in parallel, -j:
+# the tools, keys and variables are shared by the guest's uki-* scenarios).
 uki_prepare() {
+	local lock rc=0
+	mkdir -p "$UKI_CACHE" "$UKI_WORK" || return 1
+	exec {lock}>"$UKI_WORK/.lock"
+	flock "$lock"
+	_uki_prepare_locked || rc=$?
+	exec {lock}>&-
+	return "$rc"
+}
+
+_uki_prepare_locked() {
 	local f
 	for f in "$UKI_OVMF_CODE" "$UKI_OVMF_VARS"; do
 		[ -f "$f" ] || { echo "uki: $f missing (apt-get install ovmf; qemu/install-deps)"; return 1; }
@@ -125,7 +137,6 @@ uki_prepare() {
 		command -v "$f" >/dev/null || { echo "uki: $f missing (qemu/install-deps)"; return 1; }
 	done
 	if [ ! -x "$UKI_TOOLS/usr/bin/ukify" ]; then
-		mkdir -p "$UKI_CACHE"
 		_uki_tools_fetch || { echo "uki: fetching ukify and the stub failed (see harness.log)"; return 1; }
 	fi
 	log "uki: tools $(tr '\n' ' ' <"$UKI_TOOLS/.packages")"
@@ -211,17 +222,23 @@ uki_banks() {
 # objcopy and given to systemd 257's systemd-measure (in a chroot of the
 # cached trixie tree, unpacked once into $UKI_WORK/measure-tree).
 uki_check_systemd_measure() {
-	local uki=$1 phase=$2 tree=$UKI_WORK/measure-tree dir=/var/tmp/vt-sections args=() s bank ours theirs
+	# The sections in a folder of this scenario's own (scenarios run in parallel).
+	local uki=$1 phase=$2 tree=$UKI_WORK/measure-tree dir=/var/tmp/vt-sections-$SCENARIO args=() s bank ours theirs
+	local lock
 	_debian_tarball_path
+	exec {lock}>"$UKI_WORK/.measure-tree.lock"
+	flock "$lock"
 	if [ ! -x "$tree/usr/lib/systemd/systemd-measure" ]; then
 		rm -rf "$tree.tmp"
 		mkdir -p "$tree.tmp"
 		if ! tar -C "$tree.tmp" --numeric-owner -xpf "$DEBIAN_TARBALL"; then
+			exec {lock}>&-
 			echo "uki: unpacking $DEBIAN_TARBALL failed"
 			return 1
 		fi
 		mv "$tree.tmp" "$tree"
 	fi
+	exec {lock}>&-
 	rm -rf "${tree:?}$dir" && mkdir -p "$tree$dir"
 	for s in linux osrel cmdline initrd ucode splash dtb uname sbat pcrpkey; do
 		objcopy -O binary --only-section=".$s" "$uki" "$tree$dir/$s" 2>/dev/null || continue

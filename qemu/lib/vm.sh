@@ -45,14 +45,14 @@ _VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=qemu/lib/kernel.sh
 source "$_VM_LIB_DIR/kernel.sh"
 
-# vm_scenario_dir NAME: print the log directory of a scenario (x86_64's at
-# the top, as always; another architecture's in a folder of its name).
+# vm_scenario_dir NAME: print the log directory of a scenario:
+# $VERIROOT_SCENARIOS (default target/scenarios), then GUEST_PREFIX
+# (qemu/lib/scenario.sh: "aarch64/", "k7.2/", ...; without it, the
+# architecture's folder unless x86_64), then NAME.
 vm_scenario_dir() {
-	if [ "$VM_ARCH" = x86_64 ]; then
-		printf '%s\n' "$VERIROOT_DIR/target/scenarios/$1"
-	else
-		printf '%s\n' "$VERIROOT_DIR/target/scenarios/$VM_ARCH/$1"
-	fi
+	local prefix=${GUEST_PREFIX-}
+	if [ -z "${GUEST_PREFIX+set}" ] && [ "$VM_ARCH" != x86_64 ]; then prefix=$VM_ARCH/; fi
+	printf '%s\n' "${VERIROOT_SCENARIOS:-$VERIROOT_DIR/target/scenarios}/$prefix$1"
 }
 
 # vm_scenario_reset NAME: empty a scenario's log directory (logs are appended).
