@@ -33,7 +33,9 @@ installkernel() {
     mkdir -p "${conf%/*}"
     : >"$conf"
     for m in erofs overlay sha256_ssse3 sha512_ssse3 sha2_ce sha512_ce; do
-        if hostonly='' instmods -s "$m"; then
+        # -c: fail for a module this kernel lacks (plain -s is optional
+        # and succeeds for any name).
+        if hostonly='' instmods -c -s "$m"; then
             echo "$m" >>"$conf"
         fi
     done
