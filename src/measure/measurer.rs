@@ -204,7 +204,13 @@ impl Measurer {
 /// seems to name), so that even this boot cannot unseal what a good boot
 /// would.
 pub fn cap_without_config(paths: &HostPaths, also: Option<u32>) {
-    match Measurer::open(TpmPolicy::Auto, DEFAULT_PCR, paths) {
+    let tpm = match Tpm::open(&paths.tpm_devices) {
+        // No TPM: nothing to cap, and nothing to say (the refusal says why).
+        Ok(None) => return,
+        Ok(Some(tpm)) => tpm,
+        Err(e) => return log::error!("cannot cap the PCRs of this refused boot: {e}"),
+    };
+    match Measurer::with_tpm(tpm, TpmPolicy::Auto, DEFAULT_PCR, paths.measure_log.clone()) {
         Ok(mut m) => {
             if let Some(pcr) = also {
                 m.also_cap(pcr);
