@@ -85,6 +85,20 @@ impl Boot {
             .collect()
     }
 
+    /// The refusal capped `main` and PCR 13, every bank, with one log
+    /// record each: what `veriroot predict --failure` promises.
+    fn assert_capped(&self, main: u32) {
+        assert_eq!(self.pcr(main), capped(main));
+        assert_eq!(self.pcr(13), capped(13));
+        assert_eq!(
+            self.log(),
+            [
+                (main, FAILURE_EVENT.to_owned()),
+                (13, FAILURE_EVENT.to_owned())
+            ]
+        );
+    }
+
     /// Nothing below the test's host directory or `sysroot` is a mount.
     fn assert_nothing_mounted(&self, sysroot: &Path) {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -125,15 +139,7 @@ fn no_composefs_argument_caps_pcr_15_and_logs_the_failure() {
         "{e}"
     );
     // Every PCR veriroot could have extended, whatever the refusal.
-    assert_eq!(boot.pcr(15), capped(15));
-    assert_eq!(boot.pcr(13), capped(13));
-    assert_eq!(
-        boot.log(),
-        [
-            (15, FAILURE_EVENT.to_owned()),
-            (13, FAILURE_EVENT.to_owned())
-        ]
-    );
+    boot.assert_capped(15);
     boot.assert_nothing_mounted(sysroot.path());
 }
 
@@ -159,15 +165,7 @@ fn a_malformed_sysext_argument_caps_pcr_13_too() {
         Some("2 hex digits, expected 64 (sha256) or 128 (sha512)"),
         "{chain:#?}"
     );
-    assert_eq!(boot.pcr(15), capped(15));
-    assert_eq!(boot.pcr(13), capped(13));
-    assert_eq!(
-        boot.log(),
-        [
-            (15, FAILURE_EVENT.to_owned()),
-            (13, FAILURE_EVENT.to_owned())
-        ]
-    );
+    boot.assert_capped(15);
     boot.assert_nothing_mounted(sysroot.path());
 }
 
@@ -186,16 +184,8 @@ fn a_missing_repository_caps_the_configured_pcr_only() {
         e.to_string().contains(composefs.to_str().unwrap()),
         "the message names the repository: {e}"
     );
-    assert_eq!(boot.pcr(14), capped(14));
-    assert_eq!(boot.pcr(13), capped(13));
+    boot.assert_capped(14);
     assert_eq!(boot.pcr(15), reset(), "PCR 15 is not veriroot's here");
-    assert_eq!(
-        boot.log(),
-        [
-            (14, FAILURE_EVENT.to_owned()),
-            (13, FAILURE_EVENT.to_owned())
-        ]
-    );
     boot.assert_nothing_mounted(sysroot.path());
 }
 
