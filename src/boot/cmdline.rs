@@ -257,6 +257,7 @@ impl Cmdline {
     /// one image cannot be two layers.
     pub fn sysext_digests(&self) -> Result<Vec<Digest>, MalformedArg> {
         let mut digests: Vec<Digest> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (key, value) in self.params.iter().filter(|(k, _)| k == SYSEXT) {
             let source = match value {
                 Some(v) => format!("{key}={v}"),
@@ -281,7 +282,7 @@ impl Cmdline {
                         error,
                     })
                 })?;
-                if digests.contains(&digest) {
+                if !seen.insert(digest.clone()) {
                     return Err(malformed(KargProblem::NamedTwice(item.to_owned())));
                 }
                 digests.push(digest);

@@ -68,22 +68,27 @@ pub fn load_order(entries: &[(String, Vec<String>)]) -> Vec<String> {
         .collect();
     let mut order = Vec::new();
     let mut seen = HashSet::new();
-    fn visit<'a>(
-        m: &'a str,
-        deps: &HashMap<&'a str, &'a [String]>,
-        seen: &mut HashSet<&'a str>,
-        order: &mut Vec<String>,
-    ) {
-        if !seen.insert(m) {
-            return;
+    // Depth-first, post-order, with an explicit stack: a modules.dep whose
+    // chain of dependencies is long must not overflow the initrd's stack.
+    // Each frame is a module and how many of its dependencies were visited.
+    let mut stack: Vec<(&str, usize)> = Vec::new();
+    for (root, _) in entries {
+        if seen.insert(root.as_str()) {
+            stack.push((root.as_str(), 0));
         }
-        for d in deps.get(m).copied().unwrap_or_default() {
-            visit(d, deps, seen, order);
+        while let Some((m, next)) = stack.last_mut() {
+            let module = *m;
+            let its = deps.get(module).copied().unwrap_or_default();
+            if let Some(d) = its.get(*next) {
+                *next += 1;
+                if seen.insert(d.as_str()) {
+                    stack.push((d.as_str(), 0));
+                }
+            } else {
+                order.push(module.to_owned());
+                stack.pop();
+            }
         }
-        order.push(m.to_owned());
-    }
-    for (m, _) in entries {
-        visit(m, &deps, &mut seen, &mut order);
     }
     order
 }
@@ -144,6 +149,22 @@ mod tests {
         assert_eq!(order.len(), 4);
         assert!(pos("crc32c.ko.xz") < pos("libcrc32c.ko.xz"));
         assert!(pos("libcrc32c.ko.xz") < pos("erofs.ko.xz"));
+    }
+
+    #[test]
+    fn a_long_chain_or_a_cycle_neither_overflows_nor_loops() {
+        // m0 needs m1 needs m2 ... : recursion one frame per link would
+        // overflow the stack long before the end.
+        let n = 200_000;
+        let entries: Vec<(String, Vec<String>)> = (0..n)
+            .map(|i| (format!("m{i}.ko"), vec![format!("m{}.ko", i + 1)]))
+            .collect();
+        let order = load_order(&entries);
+        assert_eq!(order.len(), n + 1);
+        assert_eq!(order[0], format!("m{n}.ko"));
+        assert_eq!(order[n], "m0.ko");
+        let cycle = parse_dep("a.ko: b.ko\nb.ko: a.ko\n");
+        assert_eq!(load_order(&cycle), vec!["b.ko", "a.ko"]);
     }
 
     #[test]
