@@ -8,9 +8,14 @@ pub const MAX_SHOWN: usize = 200;
 /// `s` with every control character (and the backslash) escaped as
 /// `\n`, `\x1b`, `\u{85}`…, cut at [`MAX_SHOWN`] characters with `…`.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_SHOWN));
+    escape_capped(s, MAX_SHOWN)
+}
+
+/// [`escape`] with another cap, for records that keep a whole message.
+pub fn escape_capped(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
     for (i, c) in s.chars().enumerate() {
-        if i == MAX_SHOWN {
+        if i == max {
             out.push('…');
             break;
         }

@@ -510,7 +510,10 @@ fn help_config_keys() -> BTreeSet<(String, String)> {
         let words: Vec<&str> = line.split_whitespace().collect();
         for (i, w) in words.iter().enumerate() {
             let w = w.trim_start_matches(':');
-            if words.get(i + 1) == Some(&"=") && w.chars().all(|c| c.is_ascii_lowercase()) {
+            // Keys are lower case, some with a hyphen (`on-failure`).
+            if words.get(i + 1) == Some(&"=")
+                && w.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+            {
                 for s in &sections {
                     keys.insert((s.clone(), w.to_owned()));
                 }
@@ -528,6 +531,7 @@ fn sample_value(key: &str) -> &'static str {
         "transient" => "false",
         "mount" => "\"bind\"",
         "candidates" => "\"ordered\"",
+        "on-failure" => "\"reboot\"",
         other => panic!("no sample value for the documented key '{other}': add one here"),
     }
 }

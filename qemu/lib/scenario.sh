@@ -181,8 +181,12 @@ _boot() {
 	none) ;;
 	*) tpm=(--tpm-banks "$TPM") ;;
 	esac
+	# veriroot.failure-delay=0: a refusal ends at once (the default waits
+	# 10 s with the reason on the console); a scenario's own value wins.
 	vm_boot --name "$SCENARIO" --initrd "$1" --disk "$SCENARIO_DIR/disk.img" "${tpm[@]}" \
-		--append "${ROOT_ARG:-root=LABEL=vt-root} rw $2" --timeout "$BOOT_TIMEOUT" --log "$BOOT_LOG.raw" || BOOT_RC=$?
+		${STOP_ON:+--stop-on "$STOP_ON"} \
+		--append "${ROOT_ARG:-root=LABEL=vt-root} rw veriroot.failure-delay=0 $2" \
+		--timeout "$BOOT_TIMEOUT" --log "$BOOT_LOG.raw" || BOOT_RC=$?
 	# The console has CRs, NULs and firmware escapes: keep plain text.
 	tr -d '\r\000' <"$BOOT_LOG.raw" >"$BOOT_LOG" && rm -f "$BOOT_LOG.raw"
 	cat "$BOOT_LOG" >>"$SCENARIO_DIR/serial.log"
@@ -235,6 +239,34 @@ boot_refuse() {
 	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the image's init ran, expected a refusal"; return 1; }
 	_expect_lines 'veriroot: refusing to boot' 'veriroot: powering off' "$@"
 }
+
+# boot_refuse_then ACTION KARGS REGEX...: a PID 1 refusal that ends with
+# veriroot.on-failure=ACTION (poweroff, reboot or halt; KARGS names it):
+# the reason and the cap on the console, then ACTION as the kernel says it
+# (-no-reboot: a reboot exits QEMU; a halted guest is stopped by --stop-on).
+boot_refuse_then() {
+	local action=$1 verb rc want
+	case $action in
+	poweroff) verb='powering off' rc=0 want='reboot: Power down' ;;
+	reboot) verb='rebooting' rc=2 want='reboot: Restarting system' ;;
+	halt) verb='halting' rc=3 want='reboot: System halted' ;;
+	*) echo "boot_refuse_then: unknown action '$action'" && return 1 ;;
+	esac
+	if [ "$action" = halt ]; then
+		STOP_ON='reboot: System halted' _boot "${INITRD_VERIROOT:-$WORK/initrd-veriroot.img}" "$2"
+	else
+		_boot "${INITRD_VERIROOT:-$WORK/initrd-veriroot.img}" "$2"
+	fi
+	shift 2
+	[ "$BOOT_RC" -eq "$rc" ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC, expected $rc ($action)"; return 1; }
+	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the image's init ran, expected a refusal"; return 1; }
+	_expect_lines 'veriroot: refusing to boot' "veriroot: $verb in [0-9]+ s \\(veriroot.on-failure=$action\\)" \
+		"veriroot: $verb\$" "$want" "$@"
+}
+
+# disk_file PATH: a file of the scenario's disk (PATH from the real root's
+# top), read with debugfs after the guest is gone.
+disk_file() { debugfs -R "cat /$1" "$SCENARIO_DIR/disk.img" 2>/dev/null; }
 
 setup_root_pass() {
 	local kargs=$1 checks=$2

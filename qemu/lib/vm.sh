@@ -5,7 +5,7 @@
 #   vm_boot --name NAME --initrd FILE [--kernel FILE] [--append "ARGS"]
 #           [--disk FILE]... [--tpm]
 #           [--tpm-banks sha256[,...]] [--timeout SECONDS] [--log FILE]
-#           [-- EXTRA_QEMU_ARGS...]
+#           [--stop-on REGEX] [-- EXTRA_QEMU_ARGS...]
 #   vm_boot --name NAME --uefi CODE --uefi-vars VARS --esp DIR [--disk ...] ...
 #
 # --kernel: default $KERNEL_IMAGE (the bzImage). An uncompressed vmlinux (PVH
@@ -27,6 +27,8 @@
 #   unmanufactured, all four PCR banks active (sha1 sha256 sha384 sha512).
 # --tpm-banks LIST: the same (implies --tpm) made by swtpm_setup with only
 #   LIST active, e.g. sha256 (what swtpm_setup does by default); +0.6 s.
+# --stop-on REGEX: stop QEMU once this boot's serial output matches REGEX
+#   (grep -E), for a guest that halts and so never exits by itself.
 # No network card (-nic none); add one after "--" if needed.
 # Logs go to target/scenarios/NAME/ (aarch64: target/scenarios/aarch64/NAME/): serial.log (or --log FILE; appended,
 # one separator line before and after each boot), qemu.stderr, swtpm.log.
@@ -35,6 +37,7 @@
 # Returns 0  the guest powered off (QEMU exited, "reboot: Power down" logged)
 #         2  QEMU exited but the guest did not power off: it panicked
 #            (panic=-1 reboots, -no-reboot exits) or rebooted
+#         3  stopped: the output matched --stop-on REGEX
 #         124 timeout (QEMU killed)
 #         1  QEMU or swtpm failed, or bad usage
 #
@@ -64,7 +67,7 @@ vm_scenario_reset() {
 # _vm_parse ARGS...: set the _vm_* option variables.
 _vm_parse() {
 	_vm_name=vm _vm_initrd='' _vm_append='' _vm_tpm='' _vm_timeout=120 _vm_log=''
-	_vm_tpm_banks='' _vm_kernel=${KERNEL_IMAGE:-} _vm_uefi='' _vm_vars='' _vm_esp=''
+	_vm_tpm_banks='' _vm_kernel=${KERNEL_IMAGE:-} _vm_uefi='' _vm_vars='' _vm_esp='' _vm_stop_on=''
 	_vm_disks=() _vm_extra=()
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -88,6 +91,7 @@ _vm_parse() {
 		--uefi) _vm_uefi=$2 ;;
 		--uefi-vars) _vm_vars=$2 ;;
 		--esp) _vm_esp=$2 ;;
+		--stop-on) _vm_stop_on=$2 ;;
 		*)
 			echo "vm_boot: unknown option '$1'" >&2
 			return 1
@@ -181,25 +185,47 @@ _vm_qemu_cmd() {
 	_vm_cmd+=("${_vm_extra[@]}")
 }
 
-# _vm_run LOG STDERR_LOG: run _vm_cmd in the background (so a signal to us
-# can stop it: timeout puts QEMU in its own process group), echo its status.
+# _vm_run LOG STDERR_LOG OFFSET: run _vm_cmd in the background (so a signal
+# to us can stop it: timeout puts QEMU in its own process group), echo its
+# status; 3 if --stop-on matched the log after OFFSET and QEMU was stopped.
 _vm_run() {
-	local rc=0 tail_pid=''
+	local rc=0 tail_pid='' watch_pid='' stopped=$1.stopped
+	rm -f "$stopped"
 	"${_vm_cmd[@]}" </dev/null >>"$1" 2>>"$2" &
 	_vm_pid=$!
 	if [ "${VM_VERBOSE:-0}" = 1 ]; then
 		tail -n 0 -s 0.2 --pid="$_vm_pid" -f "$1" >&2 &
 		tail_pid=$!
 	fi
+	if [ -n "$_vm_stop_on" ]; then
+		# Polled: the match is a line the guest prints as it stops.
+		(
+			while kill -0 "$_vm_pid" 2>/dev/null; do
+				if grep -aqE -- "$_vm_stop_on" < <(tail -c "+$(($3 + 1))" "$1"); then
+					: >"$stopped"
+					kill "$_vm_pid" 2>/dev/null
+					break
+				fi
+				sleep 0.5
+			done
+		) &
+		watch_pid=$!
+	fi
 	wait "$_vm_pid" || rc=$?
 	_vm_pid=''
 	[ -z "$tail_pid" ] || wait "$tail_pid" || true
+	[ -z "$watch_pid" ] || wait "$watch_pid" || true
+	if [ -e "$stopped" ]; then
+		rm -f "$stopped"
+		return 3
+	fi
 	return "$rc"
 }
 
 # _vm_status RC LOG OFFSET: map timeout's status and the log to our codes.
 _vm_status() {
 	case $1 in
+	3) return 3 ;;
 	124 | 137) return 124 ;;
 	0) ;;
 	*) return 1 ;;
@@ -242,11 +268,12 @@ vm_boot() (
 	printf '===== vm_boot %s: start %s =====\n' "$_vm_name" "$(date -u +%FT%TZ)" >>"$log"
 	offset=$(stat -c %s "$log")
 	start=$EPOCHREALTIME
-	_vm_run "$log" "$stderr_log" || rc=$?
+	_vm_run "$log" "$stderr_log" "$offset" || rc=$?
 	_vm_status "$rc" "$log" "$offset" || rc=$?
 	case $rc in
 	0) what='powered off' ;;
 	2) what='exited without powering off (panic or reboot)' ;;
+	3) what="stopped at /$_vm_stop_on/" ;;
 	124) what="timed out (--timeout $_vm_timeout)" ;;
 	*) what="QEMU failed (see $stderr_log)" rc=1 ;;
 	esac

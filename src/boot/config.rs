@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::boot::mount_modes::{ModeConflict, MountModes, StateMount};
+use crate::boot::on_failure::Action;
 use crate::boot::paths::HostPaths;
 
 pub const DEFAULT_PATH: &str = "/etc/veriroot/veriroot.conf";
@@ -48,6 +49,8 @@ pub struct Config {
     pub pcr: u32,
     pub candidates: Candidates,
     pub mounts: MountModes,
+    /// `[boot] on-failure`; `veriroot.on-failure=` wins over it.
+    pub on_failure: Option<Action>,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             pcr: DEFAULT_PCR,
             candidates: Candidates::First,
             mounts: MountModes::default(),
+            on_failure: None,
         }
     }
 }
@@ -347,6 +351,11 @@ impl Config {
                         _ => return Err(bad("\"first\" or \"ordered\"")),
                     }
                 }
+                ("boot", "on-failure", Value::Str(s)) if ours => {
+                    self.on_failure = Some(Action::from_name(s).ok_or_else(|| {
+                        bad("\"emergency\", \"poweroff\", \"reboot\" or \"halt\"")
+                    })?)
+                }
                 ("root", "transient", Value::Bool(b)) => self.mounts.root_transient = *b,
                 ("etc" | "var", "mount", Value::Str(s)) => {
                     let m = StateMount::from_name(s)
@@ -362,7 +371,7 @@ impl Config {
                 ("etc" | "var", "transient", Value::Bool(b)) => {
                     shorthand[dir.unwrap_or(0)] = Some(*b)
                 }
-                ("tpm", "policy" | "pcr", _) | ("boot", "candidates", _) if ours => {
+                ("tpm", "policy" | "pcr", _) | ("boot", "candidates" | "on-failure", _) if ours => {
                     return Err(bad("another type"))
                 }
                 ("root", "transient", _) | ("etc" | "var", "mount" | "transient", _) => {
@@ -395,6 +404,22 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/veriroot/veriroot.conf"), text)
+    }
+
+    #[test]
+    fn boot_on_failure_takes_the_four_actions_only() {
+        let c = parse("[boot]\non-failure = \"reboot\"\ncandidates = \"ordered\"\n").unwrap();
+        assert_eq!(c.on_failure, Some(Action::Reboot));
+        assert_eq!(c.candidates, Candidates::Ordered);
+        assert_eq!(parse("").unwrap().on_failure, None);
+        for bad in [
+            "[boot]\non-failure = \"continue\"\n",
+            "[boot]\non-failure = 1\n",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.line, 2, "{bad}");
+            assert!(e.to_string().contains("boot.on-failure"), "{e}");
+        }
     }
 
     #[test]

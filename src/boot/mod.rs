@@ -15,6 +15,8 @@
 //! | hand-off as a systemd initrd unit (`veriroot setup-root`) | `setup_root` |
 //! | what lies on the disk, opened as the adversary's | `disk` |
 //! | an overall deadline: cap and stop instead of hanging | `watchdog` |
+//! | after a refusal: emergency, power off, reboot or halt | `on_failure` |
+//! | the last refusal, kept on the real root for the next boot | `refusal_record` |
 #![forbid(unsafe_code)]
 
 pub mod assemble;
@@ -22,8 +24,10 @@ pub mod cmdline;
 pub mod config;
 pub mod disk;
 pub mod mount_modes;
+pub mod on_failure;
 pub mod paths;
 pub mod pid1;
+pub mod refusal_record;
 pub mod repository;
 pub mod setup;
 pub mod setup_root;

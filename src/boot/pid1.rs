@@ -12,6 +12,7 @@ use std::fmt;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rustix::fs::Mode;
@@ -21,7 +22,9 @@ use rustix::mount::{mount, mount_move, MountFlags};
 use crate::boot::assemble::Layout;
 use crate::boot::cmdline::{Cmdline, ReadError};
 use crate::boot::config::{Config, ConfigError, TpmPolicy};
+use crate::boot::on_failure::{self, Action, OnFailure, OnFailureError};
 use crate::boot::paths::HostPaths;
+use crate::boot::refusal_record::{self, Refusal};
 use crate::boot::setup::{self, SetupError, SetupOptions};
 use crate::boot::watchdog;
 use crate::kernel::blockdev::{self, NotFound, RootSpec, RootSpecError};
@@ -61,6 +64,7 @@ pub enum InitError {
     Setup(SetupError),
     Config(ConfigError),
     Measure(MeasureError),
+    OnFailure(OnFailureError),
     SwitchRoot {
         step: &'static str,
         errno: Errno,
@@ -98,6 +102,7 @@ impl fmt::Display for InitError {
             Setup(e) => e.fmt(f),
             Config(e) => e.fmt(f),
             Measure(e) => e.fmt(f),
+            OnFailure(e) => e.fmt(f),
             SwitchRoot { step, errno } => write!(f, "switch root: {step} failed: {errno}"),
             Exec { init, error } => {
                 write!(f, "cannot execute {init} in the verified root: {error}")
@@ -120,6 +125,7 @@ impl std::error::Error for InitError {
             Setup(e) => Some(e),
             Config(e) => Some(e),
             Measure(e) => Some(e),
+            OnFailure(e) => Some(e),
             Exec { error, .. } => Some(error),
             NoRoot | RootFlagsNul | Seconds { .. } => None,
         }
@@ -170,21 +176,48 @@ impl Decisions {
 pub fn run() -> ! {
     let started = Instant::now();
     let paths = HostPaths::system();
-    let mut measurer = None;
-    let err = match boot(&paths, started, &mut measurer) {
+    let mut progress = Progress::default();
+    let err = match boot(&paths, started, &mut progress) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if let Some(m) = measurer.as_mut() {
+    if let Some(m) = progress.measurer.as_mut() {
         m.cap();
     }
-    fail(&err)
+    fail(&err, &progress)
+}
+
+/// What the boot got to, for the refusal: the PCRs to cap, whether the
+/// real root is there to keep the record, what the command line asked for.
+#[derive(Default)]
+struct Progress {
+    measurer: Option<Measurer>,
+    root_mounted: bool,
+    image: String,
+}
+
+/// What ends a refused boot; the watchdog's thread reads it too. Until the
+/// command line is read, the default (power off).
+static ON_FAILURE: Mutex<Option<OnFailure>> = Mutex::new(None);
+
+fn on_failure() -> OnFailure {
+    ON_FAILURE
+        .lock()
+        .ok()
+        .and_then(|p| *p)
+        .unwrap_or(OnFailure::default_for(on_failure::Mode::Pid1))
+}
+
+fn set_on_failure(policy: OnFailure) {
+    if let Ok(mut p) = ON_FAILURE.lock() {
+        *p = Some(policy);
+    }
 }
 
 fn boot(
     paths: &HostPaths,
     started: Instant,
-    measurer: &mut Option<Measurer>,
+    progress: &mut Progress,
 ) -> Result<std::convert::Infallible, InitError> {
     early_mounts()?;
     let kmsg_limited = lift_kmsg_ratelimit();
@@ -192,6 +225,10 @@ fn boot(
     let lap = Instant::now();
     let cmdline = Cmdline::read(&paths.cmdline).map_err(InitError::Cmdline)?;
     let parse = lap.elapsed();
+    progress.image = crate::boot::setup_root::image_asked(&cmdline);
+    // The command line's choice from here on; the configuration's below.
+    // A malformed value is refused once the TPM is open to cap.
+    set_on_failure(on_failure::decide(&cmdline, None, on_failure::Mode::Pid1).0);
     // Armed first: from here on nothing can hold the boot for ever. Its
     // limit adds the waits for the root device and the TPM; a malformed
     // value is refused below, once the TPM is open to cap.
@@ -202,7 +239,7 @@ fn boot(
         + seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT)
             .unwrap_or(DEFAULT_TPM_TIMEOUT);
     let pcr = Config::pcr_hint(&paths.config).unwrap_or(crate::boot::config::DEFAULT_PCR);
-    watchdog::arm(deadline, paths.clone(), pcr, power_off);
+    watchdog::arm(deadline, paths.clone(), pcr, end_boot);
 
     // Modules first: on some machines the TPM driver is one of them, and
     // even a broken configuration's refusal caps the PCR.
@@ -221,6 +258,9 @@ fn boot(
         InitError::Config(e)
     })?;
     let parse = parse + lap.elapsed();
+    let (policy, policy_error) =
+        on_failure::decide(&cmdline, config.on_failure, on_failure::Mode::Pid1);
+    set_on_failure(policy);
     // A malformed veriroot.tpm-timeout= is refused once the TPM is open,
     // so that the refusal is capped like every other: wait the default.
     let tpm_timeout = seconds(&cmdline, "veriroot.tpm-timeout", DEFAULT_TPM_TIMEOUT);
@@ -236,9 +276,12 @@ fn boot(
         }
         InitError::Measure(e)
     })?;
-    let m = measurer.insert(opened);
+    let m = progress.measurer.insert(opened);
     let tpm_open = lap.elapsed();
     tpm_timeout?;
+    if let Some(e) = policy_error {
+        return Err(InitError::OnFailure(e));
+    }
     boot_limit.map_err(|value| InitError::Seconds {
         key: watchdog::KARG,
         value,
@@ -252,6 +295,7 @@ fn boot(
     let parse = parse + lap.elapsed();
     let lap = Instant::now();
     mount_real_root(&decisions)?;
+    progress.root_mounted = true;
     log::info!("real root ready in {} ms", lap.elapsed().as_millis());
     let opts = SetupOptions {
         layout: Layout {
@@ -476,24 +520,59 @@ fn switch_root(d: &Decisions) -> Result<std::convert::Infallible, InitError> {
     })
 }
 
-/// Says why on the console and powers off (the caller capped the PCRs):
-/// PID 1 exiting would panic the kernel instead.
-fn fail(err: &InitError) -> ! {
+/// Says why on the console, keeps the record on the real root, and ends
+/// the boot as configured (the caller capped the PCRs): PID 1 exiting
+/// would panic the kernel instead.
+fn fail(err: &InitError, progress: &Progress) -> ! {
     let msg = format!("veriroot: refusing to boot: {err}");
     log::error!("refusing to boot: {err}");
-    if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
-        let _ = writeln!(console, "\n{msg}");
+    console(&format!("\n{msg}"));
+    let policy = on_failure();
+    if progress.root_mounted {
+        let refusal = Refusal {
+            time: rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec as u64,
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            mode: "pid1".into(),
+            action: policy.action.name().into(),
+            image: progress.image.clone(),
+            reason: err.to_string(),
+        };
+        match refusal_record::write(std::path::Path::new(SYSROOT), &refusal) {
+            Ok(path) => log::info!("recorded the refusal in {}", path.display()),
+            Err(e) => log::warn!("cannot record the refusal for the next boot: {e}"),
+        }
     }
-    power_off()
+    end_boot()
 }
 
-/// Powers off (the watchdog's end too): PID 1 exiting would panic the kernel.
-fn power_off() -> ! {
+fn console(line: &str) {
     if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
-        let _ = writeln!(console, "veriroot: powering off");
+        let _ = writeln!(console, "{line}");
     }
+}
+
+/// Ends a refused boot (the watchdog's end too): after the delay, power
+/// off, reboot or halt; never returns to the kernel.
+fn end_boot() -> ! {
+    let policy = on_failure();
+    let (what, command) = match policy.action {
+        Action::PowerOff => ("powering off", rustix::system::RebootCommand::PowerOff),
+        Action::Reboot => ("rebooting", rustix::system::RebootCommand::Restart),
+        // A minimal initrd has no emergency shell: stop with the message.
+        Action::Halt | Action::Emergency => ("halting", rustix::system::RebootCommand::Halt),
+    };
+    let delay = policy.delay.as_secs();
+    console(&format!(
+        "veriroot: {what} in {delay} s ({}={})",
+        on_failure::KARG,
+        policy.action.name()
+    ));
     rustix::fs::sync();
-    let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+    std::thread::sleep(policy.delay);
+    console(&format!("veriroot: {what}"));
+    let _ = rustix::system::reboot(command);
     // Unreachable unless reboot(2) failed; never return to the kernel.
     loop {
         std::thread::sleep(Duration::from_secs(3600));

@@ -11,7 +11,9 @@ use std::time::Instant;
 use crate::boot::assemble::Layout;
 use crate::boot::cmdline::{Cmdline, ReadError};
 use crate::boot::config::{Config, ConfigError};
+use crate::boot::on_failure::{self, Action, OnFailure, OnFailureError};
 use crate::boot::paths::HostPaths;
+use crate::boot::refusal_record::{self, Refusal};
 use crate::boot::setup::{self, SetupError, SetupOptions};
 use crate::boot::watchdog;
 use crate::measure::measurer::cap_without_config;
@@ -39,6 +41,8 @@ pub enum SetupRootError {
     Timeout {
         value: String,
     },
+    /// `veriroot.on-failure=` or `veriroot.failure-delay=` is malformed.
+    OnFailure(OnFailureError),
 }
 
 impl fmt::Display for SetupRootError {
@@ -52,6 +56,7 @@ impl fmt::Display for SetupRootError {
             SetupRootError::Timeout { value } => {
                 write!(f, "{}={value} is not a number of seconds", watchdog::KARG)
             }
+            SetupRootError::OnFailure(e) => e.fmt(f),
         }
     }
 }
@@ -63,24 +68,140 @@ impl std::error::Error for SetupRootError {
             SetupRootError::Measure(e) => Some(e),
             SetupRootError::Cmdline(e) => Some(e),
             SetupRootError::Setup(e) => Some(e),
+            SetupRootError::OnFailure(e) => Some(e),
             SetupRootError::Timeout { .. } => None,
         }
     }
 }
 
-/// Verifies, mounts and measures; on a refusal the PCRs are capped before
-/// this returns.
-pub fn run(args: Args, paths: &HostPaths) -> Result<(), SetupRootError> {
+/// A refused boot: why (the PCRs are capped), and what ends it.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: SetupRootError,
+    pub then: OnFailure,
+}
+
+impl Refused {
+    /// Ends the boot as configured. `emergency` is the unit's own
+    /// `OnFailure=`: nothing to do but fail. The others ask systemd, after
+    /// the delay, for the shutdown target: its job is irreversible, so the
+    /// unit's `OnFailure=` cannot replace it. Outside a systemd unit the
+    /// caller of `veriroot setup-root` decides.
+    pub fn end(&self) {
+        let verb = match self.then.action {
+            Action::Emergency => return,
+            Action::PowerOff => "poweroff",
+            Action::Reboot => "reboot",
+            Action::Halt => "halt",
+        };
+        if std::env::var_os("INVOCATION_ID").is_none() {
+            log::warn!(
+                "{}={verb} acts only in the systemd unit: the caller decides",
+                on_failure::KARG
+            );
+            return;
+        }
+        log::error!(
+            "{verb} in {} s ({}={verb})",
+            self.then.delay.as_secs(),
+            on_failure::KARG
+        );
+        std::thread::sleep(self.then.delay);
+        // --no-block: queued, not waited for; the wait for systemctl itself
+        // is bounded too.
+        match run_bounded("systemctl", &["--no-block", verb], SYSTEMCTL_TIMEOUT) {
+            Ok(()) => {}
+            Err(e) => log::error!(
+                "systemctl --no-block {verb} failed ({e}): the unit's OnFailure= (emergency.target) follows"
+            ),
+        }
+    }
+}
+
+const SYSTEMCTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `program args`, killed after `limit`; Ok if it exited 0.
+fn run_bounded(program: &str, args: &[&str], limit: std::time::Duration) -> Result<(), String> {
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(status.to_string()),
+            Ok(None) if start.elapsed() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {} s", limit.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Verifies, mounts and measures; on a refusal the PCRs are capped and the
+/// refusal recorded on the real root before this returns.
+pub fn run(args: Args, paths: &HostPaths) -> Result<(), Box<Refused>> {
+    let cmdline = match &args.cmdline {
+        Some(text) => Some(Cmdline::parse(text)),
+        None => Cmdline::read(&paths.cmdline).ok(),
+    };
+    let mut configured = None;
+    let result = verify(&args, paths, cmdline.as_ref(), &mut configured);
+    result.map_err(|error| {
+        let then = cmdline
+            .as_ref()
+            .map_or(OnFailure::default_for(on_failure::Mode::SetupRoot), |c| {
+                on_failure::decide(c, configured, on_failure::Mode::SetupRoot).0
+            });
+        record(&args, cmdline.as_ref(), &error, then);
+        Box::new(Refused { error, then })
+    })
+}
+
+/// The refusal, kept on the real root (`/sysroot`) for the next boot.
+fn record(args: &Args, cmdline: Option<&Cmdline>, error: &SetupRootError, then: OnFailure) {
+    let refusal = Refusal {
+        time: rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec as u64,
+        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default(),
+        mode: "setup-root".into(),
+        action: then.action.name().into(),
+        image: cmdline.map(image_asked).unwrap_or_default(),
+        reason: error.to_string(),
+    };
+    match refusal_record::write(&args.sysroot, &refusal) {
+        Ok(path) => log::info!("recorded the refusal in {}", path.display()),
+        Err(e) => log::warn!("cannot record the refusal for the next boot: {e}"),
+    }
+}
+
+/// The first image argument as the command line wrote it.
+pub fn image_asked(cmdline: &Cmdline) -> String {
+    ["composefs", "composefs.digest"]
+        .iter()
+        .find_map(|k| cmdline.value(k).map(|v| format!("{k}={v}")))
+        .unwrap_or_default()
+}
+
+fn verify(
+    args: &Args,
+    paths: &HostPaths,
+    cmdline: Option<&Cmdline>,
+    configured: &mut Option<Action>,
+) -> Result<(), SetupRootError> {
     let started = Instant::now();
     // Armed first (the unit's TimeoutStartSec= is the backstop behind it).
     // The command line's own value is read here; malformed, it is refused
     // with the other arguments, once the TPM is open.
-    let cmdline_limit = match &args.cmdline {
-        Some(text) => watchdog::limit(&Cmdline::parse(text)),
-        None => Cmdline::read(&paths.cmdline)
-            .map(|c| watchdog::limit(&c))
-            .unwrap_or(Ok(watchdog::DEFAULT)),
-    };
+    let cmdline_limit = cmdline.map_or(Ok(watchdog::DEFAULT), watchdog::limit);
     let config_path = args.config.as_deref().unwrap_or(&paths.config);
     watchdog::arm(
         *cmdline_limit.as_ref().unwrap_or(&watchdog::DEFAULT),
@@ -99,6 +220,7 @@ pub fn run(args: Args, paths: &HostPaths) -> Result<(), SetupRootError> {
         cap_without_config(paths, named);
         SetupRootError::Config(e)
     })?;
+    *configured = config.on_failure;
     let config_parsed = started.elapsed();
     let mut measurer = Measurer::open(config.tpm, config.pcr, paths).map_err(|e| {
         // A TPM that failed may still take the cap (a later open, the
@@ -109,7 +231,7 @@ pub fn run(args: Args, paths: &HostPaths) -> Result<(), SetupRootError> {
         SetupRootError::Measure(e)
     })?;
     let tpm_open = started.elapsed() - config_parsed;
-    run_with(&args, &config, paths, &mut measurer, started, tpm_open)
+    run_with(args, &config, paths, &mut measurer, started, tpm_open)
 }
 
 /// The part after the configuration and the TPM: parse the command line,
@@ -143,6 +265,11 @@ fn mount_verified(
         None => Cmdline::read(&paths.cmdline).map_err(SetupRootError::Cmdline)?,
     };
     watchdog::limit(&cmdline).map_err(|value| SetupRootError::Timeout { value })?;
+    if let (_, Some(e)) =
+        on_failure::decide(&cmdline, config.on_failure, on_failure::Mode::SetupRoot)
+    {
+        return Err(SetupRootError::OnFailure(e));
+    }
     let sysexts = setup::sysexts(&cmdline).map_err(SetupRootError::Setup)?;
     let refs = setup::image_refs(&cmdline, config.candidates).map_err(SetupRootError::Setup)?;
     let parse = started.elapsed() - tpm_open;

@@ -17,7 +17,10 @@ USAGE:
                                 in a systemd initrd: the real root is mounted
                                 at /sysroot; replace it with the verified,
                                 measured tree (real root at /sysroot/sysroot)
-                                and exit 0. A refusal caps the PCR, exits 1.
+                                and exit 0. A refusal caps the PCR, records
+                                why on the real root, exits 1 (the unit's
+                                OnFailure= isolates emergency.target unless
+                                veriroot.on-failure= says otherwise).
                                 --tpm2-device: the TPM to use instead of
                                 /dev/tpmrm0, /dev/tpm0.
   veriroot check [--sysroot DIR] [--cmdline STR]
@@ -60,6 +63,16 @@ USAGE:
                                 compare with the TPM's PCRs where one exists
                                 (--tpm2-device PATH instead of /dev/tpmrm0,
                                 /dev/tpm0; --no-tpm: do not read one).
+  veriroot status [--sysroot DIR] [--log FILE] [--mountinfo FILE]
+                                in a booted system: the image it runs (the
+                                root mount, --mountinfo default
+                                /proc/self/mountinfo), whether overlayfs
+                                enforces its fs-verity digests, veriroot's
+                                records in the measurement log (--log), and
+                                the last refused boot recorded on the real
+                                root (--sysroot, default /sysroot:
+                                composefs/state/veriroot/last-refusal).
+                                Exit 1 if the root is not a composefs image.
   veriroot --help | --version
 
 KERNEL COMMAND LINE:
@@ -90,6 +103,17 @@ KERNEL COMMAND LINE:
                                 the PCRs and power off (PID 1) or exit 1
                                 (setup-root); default 90, plus the root= and
                                 TPM waits in PID 1 mode.
+  veriroot.on-failure=emergency|poweroff|reboot|halt
+                                what ends a refused boot (wins over [boot]
+                                on-failure): default poweroff as PID 1,
+                                emergency (the unit's OnFailure=) in a
+                                systemd initrd; reboot gives systemd-boot's
+                                boot counting its try; as PID 1 emergency
+                                halts (no shell there). A malformed value is
+                                itself a refusal. None boots anything.
+  veriroot.failure-delay=SECS   wait before powering off, rebooting or
+                                halting, with the reason on the console
+                                (0-60, default 10).
 
 CONFIGURATION (in the initrd): /usr/lib/composefs/setup-root-conf.toml
 (composefs-setup-root's), then /etc/veriroot/veriroot.conf, which wins:
@@ -98,6 +122,9 @@ CONFIGURATION (in the initrd): /usr/lib/composefs/setup-root-conf.toml
   [boot] candidates = \"first\" | \"ordered\"          (default first: only the
          first composefs= argument may boot; ordered: each in turn, the
          first existing image wins; ours only)
+         on-failure = \"emergency\"|\"poweroff\"|\"reboot\"|\"halt\"
+                                                    (see veriroot.on-failure=;
+                                                    ours only)
   [root] transient = true|false                     (default false)
   [etc]  mount = \"none\"|\"bind\"|\"overlay\"|\"transient\" (default overlay)
   [var]  mount = (the same)                         (default bind)

@@ -12,13 +12,14 @@ use std::process::ExitCode;
 pub use help::HELP;
 
 use crate::boot::paths::HostPaths;
-use crate::boot::setup_root::{self, SetupRootError};
+use crate::boot::setup_root;
 use crate::fsverity::Algorithm;
 use crate::host::check::{self, CheckError};
 use crate::host::digest;
 use crate::host::enable_verity::{self, EnableError};
 use crate::host::log::{self, LogCommandError};
 use crate::host::predict::{self, PredictArgs, PredictError};
+use crate::host::status::{self, StatusArgs, StatusError};
 use crate::measure::HashAlg;
 
 /// A parsed command line of the `veriroot` binary (not PID 1's).
@@ -48,6 +49,7 @@ pub enum Command {
         tpm: bool,
         tpm_device: Option<PathBuf>,
     },
+    Status(StatusArgs),
     Help,
     Version,
 }
@@ -55,8 +57,8 @@ pub enum Command {
 /// Why a subcommand failed (usage errors are `lexopt::Error`, exit 2).
 #[derive(Debug)]
 pub enum CommandError {
-    SetupRoot(SetupRootError),
     Check(CheckError),
+    Status(StatusError),
     EnableVerity(EnableError),
     /// Writing `veriroot digest`'s output failed.
     Digest(std::io::Error),
@@ -67,8 +69,8 @@ pub enum CommandError {
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CommandError::SetupRoot(e) => e.fmt(f),
             CommandError::Check(e) => e.fmt(f),
+            CommandError::Status(e) => e.fmt(f),
             CommandError::EnableVerity(e) => e.fmt(f),
             CommandError::Digest(e) => write!(f, "writing to stdout: {e}"),
             CommandError::Predict(e) => e.fmt(f),
@@ -80,8 +82,8 @@ impl fmt::Display for CommandError {
 impl std::error::Error for CommandError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CommandError::SetupRoot(e) => Some(e),
             CommandError::Check(e) => Some(e),
+            CommandError::Status(e) => Some(e),
             CommandError::EnableVerity(e) => Some(e),
             CommandError::Digest(e) => Some(e),
             CommandError::Predict(e) => Some(e),
@@ -130,10 +132,14 @@ pub fn parse_args(
     let mut tpm_device = None;
     let mut p = PredictArgs::default();
     let mut no_tpm = false;
+    let mut st = StatusArgs::default();
     while let Some(arg) = parser.next()? {
         match (sub.as_str(), arg) {
             (_, Long("help") | Short('h')) => return Ok(Command::Help),
             ("setup-root" | "check", Long("sysroot")) => sysroot = parser.value()?.into(),
+            ("status", Long("sysroot")) => st.sysroot = parser.value()?.into(),
+            ("status", Long("log")) => st.log = parser.value()?.into(),
+            ("status", Long("mountinfo")) => st.mountinfo = parser.value()?.into(),
             ("setup-root" | "check" | "predict", Long("cmdline")) => {
                 cmdline = Some(parser.value()?.string()?)
             }
@@ -197,6 +203,7 @@ pub fn parse_args(
             tpm: !no_tpm,
             tpm_device,
         },
+        "status" => Command::Status(st),
         other => return Err(format!("unknown subcommand '{other}' (see --help)").into()),
     })
 }
@@ -223,8 +230,15 @@ pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError
             if let Some(device) = tpm_device {
                 paths.tpm_devices = vec![device];
             }
-            setup_root::run(args, &paths).map_err(CommandError::SetupRoot)?;
-            Ok(ExitCode::SUCCESS)
+            match setup_root::run(args, &paths) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(refused) => {
+                    // Said now: the end may wait before a reboot.
+                    eprintln!("veriroot: {}", refused.error);
+                    refused.end();
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Check { sysroot, cmdline } => {
             check::run(&sysroot, cmdline, &paths.cmdline).map_err(CommandError::Check)
@@ -236,6 +250,7 @@ pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError
             digest::run(&files, algorithm).map_err(CommandError::Digest)
         }
         Command::Predict(args) => predict::run(args).map_err(CommandError::Predict),
+        Command::Status(args) => status::run(&args).map_err(CommandError::Status),
         Command::Log {
             file,
             json,

@@ -1,7 +1,8 @@
 //! Tools that run on a host or in a booted system, never on the boot path:
 //! `check` (preflight), `enable_verity`, `digest` (fs-verity digests in
 //! userspace), `predict` (PCR values, incl. a UKI's PCR 11 from `uki`) and
-//! `log` (replaying systemd's measurement log against the TPM). They print
+//! `log` (replaying systemd's measurement log against the TPM), `status`
+//! (the running image and the last refused boot). They print
 //! to stdout; `main` dispatches to them.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod digest;
 pub mod enable_verity;
 pub mod log;
 pub mod predict;
+pub mod status;
 pub mod uki;
 
 /// `PCR NN bank hex`, one line per value: `predict` and `log` print this.
