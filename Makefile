@@ -4,6 +4,7 @@
 #                 aarch64 guests (installs what it needs)
 #   make fuzz     each fuzz target FUZZ_MINUTES (default 10), one at a time
 #   make install DESTDIR=...  (PREFIX=/usr, DOCDIR=PREFIX/share/doc/veriroot)
+#   make uninstall DESTDIR=...  what install put there
 SHELL := /bin/bash
 # The static initrd binary is built for every architecture the tests boot
 # (the aarch64 one is linked by rust-lld: .cargo/config.toml); `make
@@ -30,7 +31,7 @@ FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json
 FUZZ_MINUTES ?= 10
 FUZZ_SMOKE_SECONDS ?= 10
 
-.PHONY: all deps build unit lint check-report scenarios test demo install clean bench fuzz fuzz-smoke
+.PHONY: all deps build unit lint check-report scenarios test demo install uninstall clean bench fuzz fuzz-smoke
 
 all: build
 
@@ -96,14 +97,33 @@ bench: build
 
 # The binary, the initrd unit (inert outside an initrd) and the dracut
 # module, where Debian's and Fedora's systemd and dracut look for them; the
-# README and docs/ (links between them keep working) and the licences.
+# man page, the README and docs/ (links between them keep working) and the
+# licences. INSTALLED is what `make uninstall` removes.
+INSTALLED := $(PREFIX)/bin/veriroot \
+	$(PREFIX)/lib/systemd/system/veriroot-setup-root.service \
+	$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh \
+	$(PREFIX)/share/man/man8/veriroot.8 \
+	$(addprefix $(DOCDIR)/,README.md LICENSE-MIT LICENSE-APACHE) \
+	$(addprefix $(DOCDIR)/,$(wildcard docs/*.md))
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/veriroot
 	install -D -m 0644 units/veriroot-setup-root.service $(DESTDIR)$(PREFIX)/lib/systemd/system/veriroot-setup-root.service
 	install -D -m 0755 dracut/50veriroot/module-setup.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh
+	install -D -m 0644 man/veriroot.8 $(DESTDIR)$(PREFIX)/share/man/man8/veriroot.8
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR) README.md LICENSE-MIT LICENSE-APACHE
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR)/docs $(wildcard docs/*.md)
 
+# What install put there, and the directories only it made (the dracut
+# module's, the docs'), nothing else.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50veriroot $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# `make install` rebuilds what it installs (cargo knows what is stale); a
+# BIN given on the command line is installed as it is.
+ifeq ($(origin BIN),file)
+.PHONY: $(BIN)
+endif
 $(BIN):
 	cargo build --release --target $(HOST_TARGET) -p veriroot
 

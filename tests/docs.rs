@@ -16,8 +16,9 @@
 //! - the scenario counts of docs/architectures.md and README.md, and the
 //!   list in initrd-tests/README.md, are the files of initrd-tests/;
 //! - the units' `Documentation=` is what `make install` installs (into a
-//!   temporary DESTDIR);
-//! - every repository path the docs name exists.
+//!   temporary DESTDIR), and `make uninstall` removes all of it;
+//! - every repository path the docs name exists;
+//! - man/veriroot.8 is `--help` plus man/veriroot.8.in, nothing else.
 //!
 //! Nothing here touches the host: `predict` opens no TPM and no /run;
 //! configuration files and `make install` go to temporary directories.
@@ -720,6 +721,133 @@ fn unit_documentation_is_installed() {
         }
     }
     assert!(named > 0, "no unit has Documentation=");
+    // And `make uninstall` takes back every file it put there.
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(root())
+        .arg("uninstall")
+        .arg(format!("DESTDIR={}", installed.display()))
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "make uninstall: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut left = Vec::new();
+    let mut dirs = vec![installed.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                left.push(p);
+            }
+        }
+    }
+    assert!(left.is_empty(), "make uninstall left {left:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The man page: generated from --help and man/veriroot.8.in
+
+/// `text` as roff fill-less lines: backslashes and leading dots escaped.
+fn roff_verbatim(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.push_str("\\&");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The man page: NAME, then each section of `--help` (a line in capitals
+/// ending in ':' starts one) as a verbatim block, then the .in file's.
+fn man_page(help: &str, tail: &str) -> String {
+    let mut lines = help.lines();
+    let summary = lines.next().unwrap_or_default();
+    let mut out = format!(
+        ".\\\" Generated from `veriroot --help` and man/veriroot.8.in by tests/docs.rs:\n\
+         .\\\" edit those, then: UPDATE_MAN=1 cargo test --test docs man_page_is_help\n\
+         .TH VERIROOT 8 \"\" \"veriroot {}\" \"veriroot\"\n.SH NAME\n{}\n",
+        env!("CARGO_PKG_VERSION"),
+        roff_verbatim(summary).trim_end().replacen(": ", " \\- ", 1)
+    );
+    let mut block = String::new();
+    let flush = |out: &mut String, block: &mut String| {
+        if !block.trim().is_empty() {
+            out.push_str(".nf\n");
+            out.push_str(&roff_verbatim(block.trim_matches('\n')));
+            out.push_str(".fi\n");
+        }
+        block.clear();
+    };
+    for line in lines {
+        let heading = line
+            .strip_suffix(':')
+            .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_uppercase() || c == ' '));
+        let (heading, rest) = match heading {
+            Some(h) => (Some(h.to_owned()), None),
+            // "CONFIGURATION (in the initrd): ..." starts a section too.
+            None => match line.split_once(' ') {
+                Some((h, r)) if h.len() > 3 && h.chars().all(|c| c.is_ascii_uppercase()) => {
+                    (Some(h.to_owned()), Some(r))
+                }
+                _ => (None, None),
+            },
+        };
+        match heading {
+            Some(h) => {
+                flush(&mut out, &mut block);
+                out.push_str(&format!(".SH {h}\n"));
+                if let Some(r) = rest {
+                    block.push_str(r);
+                    block.push('\n');
+                }
+            }
+            None => {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+    }
+    flush(&mut out, &mut block);
+    out.push_str(tail);
+    out
+}
+
+#[test]
+fn man_page_is_help() {
+    let expected = man_page(&help(), &read("man/veriroot.8.in"));
+    let path = root().join("man/veriroot.8");
+    if std::env::var_os("UPDATE_MAN").is_some() {
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let found = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        found == expected,
+        "man/veriroot.8 is not --help plus man/veriroot.8.in: run \
+         UPDATE_MAN=1 cargo test --test docs man_page_is_help"
+    );
+    for section in [
+        "NAME",
+        "USAGE",
+        "KERNEL COMMAND LINE",
+        "CONFIGURATION",
+        "EXIT STATUS",
+        "FILES",
+    ] {
+        assert!(
+            expected.contains(&format!(".SH {section}\n")),
+            "no {section} section"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

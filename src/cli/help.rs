@@ -11,7 +11,8 @@ USAGE:
                                 mount the image named by composefs=, measure
                                 it into the TPM, switch root and exec init=
                                 (default /sbin/init). Any failure caps the PCR
-                                and powers the machine off.
+                                and powers the machine off (or reboots or
+                                halts: veriroot.on-failure=).
   veriroot setup-root [--sysroot DIR] [--cmdline STR] [--config FILE]
                       [--tpm2-device PATH]
                                 in a systemd initrd: the real root is mounted
