@@ -66,16 +66,24 @@ pub struct OnFailure {
     pub action: Action,
     /// Waited before a power off, reboot or halt (not before emergency).
     pub delay: Duration,
+    /// The action is a reboot because the boot loader counts this entry's
+    /// tries (nobody chose another).
+    pub for_boot_counting: bool,
 }
 
 impl OnFailure {
-    pub fn default_for(mode: Mode) -> OnFailure {
+    /// The mode's default: power off as PID 1, emergency in a systemd
+    /// initrd; a reboot in both when the boot loader counts tries
+    /// (`counting`), so that the try counts and it can fall back.
+    pub fn default_for(mode: Mode, counting: bool) -> OnFailure {
         OnFailure {
-            action: match mode {
-                Mode::Pid1 => Action::PowerOff,
-                Mode::SetupRoot => Action::Emergency,
+            action: match (mode, counting) {
+                (_, true) => Action::Reboot,
+                (Mode::Pid1, false) => Action::PowerOff,
+                (Mode::SetupRoot, false) => Action::Emergency,
             },
             delay: DEFAULT_DELAY,
+            for_boot_counting: counting,
         }
     }
 }
@@ -107,17 +115,23 @@ impl fmt::Display for OnFailureError {
 impl std::error::Error for OnFailureError {}
 
 /// The policy for this boot: the command line's, else the configuration's,
-/// else the mode's default. A malformed value comes back as the error
-/// beside the policy to follow anyway (the default for what was malformed).
+/// else the mode's default (`counting`: the boot loader counts this
+/// entry's tries). A malformed value comes back as the error beside the
+/// policy to follow anyway (the default for what was malformed).
 pub fn decide(
     cmdline: &Cmdline,
     configured: Option<Action>,
     mode: Mode,
+    counting: bool,
 ) -> (OnFailure, Option<OnFailureError>) {
-    let mut policy = OnFailure::default_for(mode);
+    let mut policy = OnFailure::default_for(mode, counting);
     let mut error = None;
-    if let Some(a) = configured {
+    let choose = |policy: &mut OnFailure, a: Action| {
         policy.action = a;
+        policy.for_boot_counting = false;
+    };
+    if let Some(a) = configured {
+        choose(&mut policy, a);
     }
     // A bare flag says nothing the user could have meant: refused as "".
     if cmdline.flag(KARG) && cmdline.value(KARG).is_none() {
@@ -125,7 +139,7 @@ pub fn decide(
     }
     if let Some(v) = cmdline.value(KARG) {
         match Action::from_name(v) {
-            Some(a) => policy.action = a,
+            Some(a) => choose(&mut policy, a),
             None => error = Some(OnFailureError::Action(v.to_owned())),
         }
     }
@@ -149,7 +163,7 @@ mod tests {
         configured: Option<Action>,
         mode: Mode,
     ) -> (OnFailure, Option<OnFailureError>) {
-        decide(&Cmdline::parse(line), configured, mode)
+        decide(&Cmdline::parse(line), configured, mode, false)
     }
 
     #[test]

@@ -205,7 +205,7 @@ fn on_failure() -> OnFailure {
         .lock()
         .ok()
         .and_then(|p| *p)
-        .unwrap_or(OnFailure::default_for(on_failure::Mode::Pid1))
+        .unwrap_or(OnFailure::default_for(on_failure::Mode::Pid1, false))
 }
 
 fn set_on_failure(policy: OnFailure) {
@@ -228,7 +228,10 @@ fn boot(
     progress.image = crate::boot::setup_root::image_asked(&cmdline);
     // The command line's choice from here on; the configuration's below.
     // A malformed value is refused once the TPM is open to cap.
-    set_on_failure(on_failure::decide(&cmdline, None, on_failure::Mode::Pid1).0);
+    let counting = firmware::boot_count_path(&paths.sys);
+    set_on_failure(
+        on_failure::decide(&cmdline, None, on_failure::Mode::Pid1, counting.is_some()).0,
+    );
     // Armed first: from here on nothing can hold the boot for ever. Its
     // limit adds the waits for the root device and the TPM; a malformed
     // value is refused below, once the TPM is open to cap.
@@ -258,8 +261,12 @@ fn boot(
         InitError::Config(e)
     })?;
     let parse = parse + lap.elapsed();
-    let (policy, policy_error) =
-        on_failure::decide(&cmdline, config.on_failure, on_failure::Mode::Pid1);
+    let (policy, policy_error) = on_failure::decide(
+        &cmdline,
+        config.on_failure,
+        on_failure::Mode::Pid1,
+        counting.is_some(),
+    );
     set_on_failure(policy);
     // A malformed veriroot.tpm-timeout= is refused once the TPM is open,
     // so that the refusal is capped like every other: wait the default.
@@ -362,6 +369,18 @@ fn early_mounts() -> Result<(), InitError> {
             Ok(()) | Err(Errno::BUSY) => {}
             Err(errno) => return Err(InitError::EarlyMount { target, errno }),
         }
+    }
+    // EFI variables, read-only: whether systemd-boot counts this entry's
+    // tries. Optional (no EFI, no efivarfs in the kernel): nothing else
+    // needs them.
+    if std::path::Path::new("/sys/firmware/efi").exists() {
+        let _ = mount(
+            "efivarfs",
+            "/sys/firmware/efi/efivars",
+            "efivarfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | MountFlags::RDONLY,
+            None,
+        );
     }
     Ok(())
 }
@@ -565,9 +584,14 @@ fn end_boot() -> ! {
     };
     let delay = policy.delay.as_secs();
     console(&format!(
-        "veriroot: {what} in {delay} s ({}={})",
+        "veriroot: {what} in {delay} s ({}={}{})",
         on_failure::KARG,
-        policy.action.name()
+        policy.action.name(),
+        if policy.for_boot_counting {
+            ": systemd-boot counts this entry's tries"
+        } else {
+            ""
+        }
     ));
     rustix::fs::sync();
     std::thread::sleep(policy.delay);

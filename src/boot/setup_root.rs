@@ -155,11 +155,19 @@ pub fn run(args: Args, paths: &HostPaths) -> Result<(), Box<Refused>> {
     let mut configured = None;
     let result = verify(&args, paths, cmdline.as_ref(), &mut configured);
     result.map_err(|error| {
-        let then = cmdline
-            .as_ref()
-            .map_or(OnFailure::default_for(on_failure::Mode::SetupRoot), |c| {
-                on_failure::decide(c, configured, on_failure::Mode::SetupRoot).0
-            });
+        let counting = crate::kernel::firmware::boot_count_path(&paths.sys);
+        if let Some(entry) = &counting {
+            log::info!(
+                "systemd-boot counts the tries of {}: a refused boot reboots unless {} says otherwise",
+                crate::text::escape(entry),
+                on_failure::KARG
+            );
+        }
+        let mode = on_failure::Mode::SetupRoot;
+        let then = cmdline.as_ref().map_or(
+            OnFailure::default_for(mode, counting.is_some()),
+            |c| on_failure::decide(c, configured, mode, counting.is_some()).0,
+        );
         record(&args, cmdline.as_ref(), &error, then);
         Box::new(Refused { error, then })
     })
@@ -265,9 +273,13 @@ fn mount_verified(
         None => Cmdline::read(&paths.cmdline).map_err(SetupRootError::Cmdline)?,
     };
     watchdog::limit(&cmdline).map_err(|value| SetupRootError::Timeout { value })?;
-    if let (_, Some(e)) =
-        on_failure::decide(&cmdline, config.on_failure, on_failure::Mode::SetupRoot)
-    {
+    // Whether tries are counted changes the default, never the validity.
+    if let (_, Some(e)) = on_failure::decide(
+        &cmdline,
+        config.on_failure,
+        on_failure::Mode::SetupRoot,
+        false,
+    ) {
         return Err(SetupRootError::OnFailure(e));
     }
     let sysexts = setup::sysexts(&cmdline).map_err(SetupRootError::Setup)?;

@@ -108,10 +108,12 @@ KERNEL COMMAND LINE:
                                 what ends a refused boot (wins over [boot]
                                 on-failure): default poweroff as PID 1,
                                 emergency (the unit's OnFailure=) in a
-                                systemd initrd; reboot gives systemd-boot's
-                                boot counting its try; as PID 1 emergency
-                                halts (no shell there). A malformed value is
-                                itself a refusal. None boots anything.
+                                systemd initrd, reboot in both where
+                                systemd-boot counts the entry's tries
+                                (LoaderBootCountPath), so that it can fall
+                                back; as PID 1 emergency halts (no shell
+                                there). A malformed value is itself a
+                                refusal. None boots anything.
   veriroot.failure-delay=SECS   wait before powering off, rebooting or
                                 halting, with the reason on the console
                                 (0-60, default 10).

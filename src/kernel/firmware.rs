@@ -6,7 +6,39 @@
 //! on QEMU's arm64 `virt`, `tcg,tpm_tis-spi` or `tcg,tpm-tis-i2c` on
 //! boards), as the kernel's TPM drivers match them.
 
+use std::io::Read;
 use std::path::Path;
+
+/// The vendor GUID of systemd-boot's EFI variables (the Boot Loader
+/// Interface).
+const LOADER_GUID: &str = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+/// An efivarfs file: 4 bytes of attributes, then the value.
+const MAX_EFIVAR: u64 = 4096;
+
+/// The boot entry's file when systemd-boot counts its tries (its
+/// `LoaderBootCountPath` variable, e.g. `\EFI\Linux\new+1-1.efi`); `None`
+/// without boot counting, without EFI, or on an unreadable variable. A
+/// refused boot then reboots by default, so that the boot loader counts
+/// the try and falls back once they are used up.
+pub fn boot_count_path(sys: &Path) -> Option<String> {
+    let var = sys.join(format!(
+        "firmware/efi/efivars/LoaderBootCountPath-{LOADER_GUID}"
+    ));
+    let mut bytes = Vec::new();
+    std::fs::File::open(var)
+        .ok()?
+        .take(MAX_EFIVAR)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let units: Vec<u16> = bytes
+        .get(4..)?
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    let path = String::from_utf16_lossy(&units);
+    (!path.is_empty()).then_some(path)
+}
 
 /// Deeper than any TPM node sits (root → bus → controller → TPM).
 const MAX_DEPTH: usize = 6;
@@ -64,6 +96,28 @@ fn tpm_compatible(node: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_counting_is_read_from_systemd_boots_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(boot_count_path(dir.path()), None, "no EFI");
+        let vars = dir.path().join("firmware/efi/efivars");
+        std::fs::create_dir_all(&vars).unwrap();
+        let var = vars.join(format!("LoaderBootCountPath-{LOADER_GUID}"));
+        let mut bytes = vec![6, 0, 0, 0];
+        for u in "\\EFI\\Linux\\new+1-1.efi".encode_utf16().chain([0]) {
+            bytes.extend(u.to_le_bytes());
+        }
+        std::fs::write(&var, &bytes).unwrap();
+        assert_eq!(
+            boot_count_path(dir.path()).as_deref(),
+            Some("\\EFI\\Linux\\new+1-1.efi")
+        );
+        std::fs::write(&var, [6, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(boot_count_path(dir.path()), None, "an empty path");
+        std::fs::write(&var, [6, 0]).unwrap();
+        assert_eq!(boot_count_path(dir.path()), None, "truncated");
+    }
     use std::fs;
 
     fn node(root: &Path, path: &str, compatible: &[u8], status: Option<&[u8]>) {
