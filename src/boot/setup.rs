@@ -82,6 +82,8 @@ pub struct Timings {
     pub extend: Duration,
     /// From the start of the program to the hand-off.
     pub total: Duration,
+    /// The process's peak resident memory at the hand-off (`VmHWM`), KiB.
+    pub peak_kib: Option<u64>,
 }
 
 impl Timings {
@@ -92,10 +94,25 @@ impl Timings {
             parse,
             tpm_open,
             total: started.elapsed(),
+            peak_kib: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| peak_kib(&s)),
             ..self
         };
         log::info!("timings: {all}");
     }
+}
+
+/// `VmHWM` of a `/proc/self/status` text, in KiB.
+fn peak_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl fmt::Display for Timings {
@@ -117,7 +134,11 @@ impl fmt::Display for Timings {
             ms(self.tpm_open),
             ms(self.extend),
             ms(self.total)
-        )
+        )?;
+        match self.peak_kib {
+            Some(kib) => write!(f, ", peak memory {kib} KiB"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -264,6 +285,23 @@ mod tests {
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
     #[test]
+    fn the_timings_line_ends_with_the_peak_memory() {
+        let status = "Name:\tveriroot\nVmPeak:\t  9000 kB\nVmHWM:\t    2312 kB\n";
+        assert_eq!(peak_kib(status), Some(2312));
+        assert_eq!(peak_kib("VmHWM: lots\n"), None);
+        let t = Timings {
+            total: Duration::from_micros(12_345),
+            peak_kib: Some(2312),
+            ..Timings::default()
+        };
+        assert_eq!(
+            t.to_string(),
+            "parse 0.0 ms, verify 0.0 ms, mount 0.0 ms, tpm 0.0 ms (open 0.0, extend 0.0), \
+             total 12.3 ms, peak memory 2312 KiB"
+        );
+    }
+
+    #[test]
     fn an_appended_composefs_argument_chooses_nothing() {
         // A UKI's own .cmdline first, then what systemd-stub appended.
         let cmdline = Cmdline::parse(&format!("composefs={A} ro composefs={B}"));
@@ -289,6 +327,7 @@ mod tests {
             tpm_open: Duration::from_millis(3),
             extend: Duration::from_micros(41_960),
             total: Duration::from_millis(162),
+            peak_kib: None,
         };
         assert_eq!(
             t.to_string(),
