@@ -101,10 +101,20 @@ impl Refused {
             );
             return;
         }
-        log::error!(
-            "{verb} in {} s ({}={verb})",
+        let what = match self.then.action {
+            Action::Reboot => "rebooting",
+            Action::Halt => "halting",
+            _ => "powering off",
+        };
+        log::warn!(
+            "{what} in {} s ({}={verb}{})",
             self.then.delay.as_secs(),
-            on_failure::KARG
+            on_failure::KARG,
+            if self.then.for_boot_counting {
+                ": systemd-boot counts this entry's tries"
+            } else {
+                ""
+            }
         );
         std::thread::sleep(self.then.delay);
         // --no-block: queued, not waited for; the wait for systemctl itself
