@@ -132,3 +132,58 @@ fn predict_phase_without_a_uki_is_refused() {
     assert_eq!(code, 1);
     assert!(err.contains("--phase needs --uki FILE"), "{err}");
 }
+
+fn veriroot_initrd(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_veriroot-initrd"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn initrd_build_refuses_host_commands_and_names_the_full_build() {
+    for sub in [
+        "check",
+        "enable-verity",
+        "digest",
+        "predict",
+        "log",
+        "status",
+    ] {
+        let args: &[&str] = match sub {
+            "enable-verity" => &["enable-verity", "/nonexistent"],
+            "digest" => &["digest", "/nonexistent"],
+            "predict" => &["predict", "--failure"],
+            _ => &[sub],
+        };
+        let (code, out, err) = veriroot_initrd(args);
+        assert_eq!(code, 1, "{sub}: {err}");
+        assert!(out.is_empty(), "{sub}: {out}");
+        assert!(
+            err.contains(&format!("'{sub}' is not in this build"))
+                && err.contains("initrd build")
+                && err.contains("/usr/bin/veriroot"),
+            "{sub}: {err}"
+        );
+    }
+}
+
+#[test]
+fn initrd_build_says_what_it_is() {
+    let (code, out, _) = veriroot_initrd(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("(initrd build)"), "{out}");
+    let (code, out, _) = veriroot_initrd(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("This is veriroot's initrd build"), "{out}");
+    assert!(out.contains("veriroot setup-root"), "{out}");
+    // Usage errors are the full build's, exit 2.
+    let (code, _, err) = veriroot_initrd(&["frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown subcommand 'frobnicate'"), "{err}");
+}

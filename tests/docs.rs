@@ -686,6 +686,7 @@ fn unit_documentation_is_installed() {
         .arg("install")
         .arg(format!("DESTDIR={}", dest.path().join("root").display()))
         .arg(format!("BIN={}", bin.display()))
+        .arg(format!("INITRD_BIN={}", bin.display()))
         .output()
         .expect("make");
     assert!(

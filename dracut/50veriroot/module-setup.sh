@@ -6,9 +6,24 @@
 # dracut provides moddir, initdir, systemdsystemunitdir and SYSTEMCTL.
 # shellcheck disable=SC2154
 
+# The binary the initramfs gets, as /usr/bin/veriroot: the initrd build
+# (`make install` puts it in /usr/lib/veriroot: PID 1 and setup-root only,
+# smaller; docs/design.md, "Two builds"), else the full veriroot, which
+# runs setup-root too.
+veriroot_binary() {
+    local bin
+    for bin in /usr/lib/veriroot/veriroot-initrd /usr/bin/veriroot; do
+        if [[ -x "$dracutsysrootdir$bin" ]]; then
+            echo "$bin"
+            return 0
+        fi
+    done
+    return 1
+}
+
 # called by dracut
 check() {
-    require_binaries /usr/bin/veriroot || return 1
+    veriroot_binary >/dev/null || return 1
     return 0
 }
 
@@ -43,7 +58,9 @@ installkernel() {
 
 # called by dracut
 install() {
-    inst_binary /usr/bin/veriroot
+    local bin
+    bin=$(veriroot_binary) || return 1
+    inst_binary "$bin" /usr/bin/veriroot
     inst_simple "$systemdsystemunitdir/veriroot-setup-root.service"
     $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target veriroot-setup-root.service
     # veriroot's own configuration, and composefs-setup-root's (read too).

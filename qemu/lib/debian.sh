@@ -365,7 +365,7 @@ _debian_image() {
 _debian_key() {
 	{
 		printf '%s\n' "${DEBIAN_TARBALL##*/}" "${DEBIAN_VARIANTS[@]}"
-		cat "$VERIROOT_BIN" "$VERIROOT_DIR/units/veriroot-setup-root.service" \
+		cat "$VERIROOT_BIN" "$VERIROOT_FULL_BIN" "$VERIROOT_DIR/units/veriroot-setup-root.service" \
 			"$VERIROOT_DIR/dracut/50veriroot/module-setup.sh" "$VERIROOT_DIR/Makefile" \
 			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/debian-emergency" \
 			"$QEMU_DIR/guest/tpm-dump" "$QEMU_DIR/guest/debian-initrd-pcrs" "${BASH_SOURCE[0]}"

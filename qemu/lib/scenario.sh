@@ -33,7 +33,10 @@ scenario_arch() { scenario_select "$1" "${KERNEL_CHOICE:-stable}"; }
 # ("" for x86_64 with the stable kernel, "aarch64/", "k7.2/",
 # "aarch64/k7.2/": the kernel's k<major>.<minor> once resolved, its choice's
 # name before); WORK (the initrds and test images, built by prepare_all);
-# VERIROOT_BIN (the guest's static binary); MODULES (what the initrds
+# VERIROOT_BIN (the guest's static initrd build, which every initrd boots:
+# docs/design.md, "Two builds"); VERIROOT_FULL_BIN (the guest's full build,
+# for the host commands the test initrds run: enable-verity, check, log);
+# MODULES (what the initrds
 # load; prepare_all adds the SIMD SHA-2 modules the kernel has).
 # x86_64 with the stable kernel keeps the paths it always had.
 # VERIROOT_EXTRA_MODULES: more module names the initrds must carry (the
@@ -43,7 +46,8 @@ _scenario_paths() {
 	[ "$VM_ARCH" = x86_64 ] || GUEST_PREFIX=$VM_ARCH/
 	[ "$KERNEL_CHOICE" = stable ] || GUEST_PREFIX+=${KERNEL_LABEL:-$KERNEL_CHOICE}/
 	WORK=$SCENARIOS_ROOT/${GUEST_PREFIX}.work
-	VERIROOT_BIN=$VERIROOT_DIR/target/$RUST_TARGET/release/veriroot
+	VERIROOT_BIN=$VERIROOT_DIR/target/$RUST_TARGET/initrd/veriroot-initrd
+	VERIROOT_FULL_BIN=$VERIROOT_DIR/target/$RUST_TARGET/release/veriroot
 	MODULES="erofs overlay loop virtio_blk${ARCH_MODULES:+ $ARCH_MODULES}"
 	MODULES+="${VERIROOT_EXTRA_MODULES:+ $VERIROOT_EXTRA_MODULES}"
 }
@@ -67,23 +71,27 @@ _scenario_hash_modules() {
 log() { echo "veriroot harness: $*" >&2; }
 
 build() {
-	log "building veriroot (static, $RUST_TARGET and the host's) and veriroot-mkimage"
+	log "building veriroot (static, full and initrd builds for $RUST_TARGET, the host's full one) and veriroot-mkimage"
 	(cd "$VERIROOT_DIR" &&
-		cargo build --quiet --release --target "$RUST_TARGET" -p veriroot &&
-		{ [ "$HOST_VERIROOT_BIN" = "$VERIROOT_BIN" ] ||
-			cargo build --quiet --release --target "$(uname -m)-unknown-linux-musl" -p veriroot; } &&
+		cargo build --quiet --release --target "$RUST_TARGET" -p veriroot --bin veriroot &&
+		cargo build --quiet --profile initrd --target "$RUST_TARGET" -p veriroot --bin veriroot-initrd &&
+		{ [ "$HOST_VERIROOT_BIN" = "$VERIROOT_FULL_BIN" ] ||
+			cargo build --quiet --release --target "$(uname -m)-unknown-linux-musl" -p veriroot --bin veriroot; } &&
 		cargo build --quiet --release -p veriroot-mkimage)
 }
 
-# The three initrds: veriroot as /init; busybox + veriroot setup-root; the
-# provisioning one that enables fs-verity.
+# The three initrds: veriroot's initrd build as /init; busybox + the
+# initrd build's setup-root (and the full build, for the test's own check
+# and log); the provisioning one that enables fs-verity (full build).
 build_initrds() {
-	local common=(--modules "$MODULES" --add "$VERIROOT_BIN:/bin/veriroot")
+	local modules=(--modules "$MODULES")
 	local shell=(--add "$BUSYBOX:/bin/busybox" --symlink busybox:/bin/sh)
-	initrd_build "$WORK/initrd-veriroot.img" "$VERIROOT_BIN" --modules "$MODULES" &&
-		initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${common[@]}" "${shell[@]}" \
+	initrd_build "$WORK/initrd-veriroot.img" "$VERIROOT_BIN" "${modules[@]}" &&
+		initrd_build "$WORK/initrd-setup-root.img" "$QEMU_DIR/guest/setup-root-init" "${modules[@]}" "${shell[@]}" \
+			--add "$VERIROOT_BIN:/bin/veriroot" --add "$VERIROOT_FULL_BIN:/bin/veriroot-full" \
 			--add "$QEMU_DIR/guest/tpm-dump:/bin/vt-tpm-dump" &&
-		initrd_build "$WORK/initrd-provision.img" "$QEMU_DIR/guest/provision-init" "${common[@]}" "${shell[@]}"
+		initrd_build "$WORK/initrd-provision.img" "$QEMU_DIR/guest/provision-init" "${modules[@]}" "${shell[@]}" \
+			--add "$VERIROOT_FULL_BIN:/bin/veriroot"
 }
 
 # One repository per algorithm, from the same tree.

@@ -22,6 +22,7 @@ use crate::boot::cmdline::ImageRef;
 use crate::boot::disk::{Base, DiskError, DiskProblem, Symlinks};
 use crate::fsverity::digest::{Algorithm, Digest};
 use crate::kernel::verity_ioctl::{self, Measured, VerityMeasureError};
+use crate::measure::eventlog::json::{self, SyntaxError};
 
 /// The repository's directory on the real root.
 pub const REPOSITORY: &str = "composefs";
@@ -186,7 +187,7 @@ impl std::error::Error for RepoError {
 /// Why `meta.json` says nothing usable.
 #[derive(Debug)]
 pub enum MetaError {
-    Json(serde_json::Error),
+    Json(SyntaxError),
     NoVersion,
     NoAlgorithm,
     /// An algorithm name composefs does not define (as written, escaped when shown).
@@ -225,16 +226,24 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// Parses `meta.json`; unknown fields are allowed (composefs-rs adds them).
+    /// Parses `meta.json`; unknown fields are allowed (composefs-rs adds
+    /// them). The measurement log's strict reader: a duplicate key is
+    /// refused (composefs-rs's serde structs refuse one too).
     pub fn parse(text: &[u8]) -> Result<Meta, MetaError> {
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(MetaError::Json)?;
+        let text = std::str::from_utf8(text).map_err(|e| {
+            MetaError::Json(SyntaxError {
+                offset: e.valid_up_to(),
+                what: "not UTF-8".to_owned(),
+            })
+        })?;
+        let value = json::parse(text).map_err(MetaError::Json)?;
         let version = value
             .get("version")
-            .and_then(serde_json::Value::as_u64)
+            .and_then(json::Value::as_u64)
             .ok_or(MetaError::NoVersion)?;
         let name = value
             .get("algorithm")
-            .and_then(serde_json::Value::as_str)
+            .and_then(json::Value::as_str)
             .ok_or(MetaError::NoAlgorithm)?;
         let algorithm = Algorithm::from_repository_name(name)
             .ok_or_else(|| MetaError::UnknownAlgorithm(name.to_owned()))?;
@@ -492,6 +501,9 @@ mod tests {
     fn meta_json_errors_say_what_is_wrong() {
         let msg = |text: &[u8]| Meta::parse(text).unwrap_err().to_string();
         assert!(msg(b"{").contains("not valid JSON"));
+        assert!(msg(b"\xff").contains("not valid JSON: not UTF-8 at byte 0"));
+        let dup = br#"{"version":1,"algorithm":"fsverity-sha256-12","version":2}"#;
+        assert!(msg(dup).contains("duplicate"), "{}", msg(dup));
         assert!(msg(br#"{"algorithm":"fsverity-sha256-12"}"#).contains("version"));
         assert!(msg(br#"{"version":1}"#).contains("algorithm"));
         assert!(msg(br#"{"version":1,"algorithm":"fsverity-sha256-16"}"#)

@@ -1,6 +1,14 @@
 //! `veriroot --help`: every mode, subcommand, kernel argument and
 //! configuration key veriroot knows (tests/docs.rs checks the docs against it).
 
+/// What the initrd build's `--help` says first (docs/design.md, "Two
+/// builds").
+pub const INITRD_NOTE: &str = "\
+This is veriroot's initrd build: only the PID 1 mode and setup-root. The
+other subcommands are in the full veriroot (/usr/bin/veriroot on the host).
+
+";
+
 pub const HELP: &str = "\
 veriroot: boot a verified composefs image as the root file system
 

@@ -1,6 +1,12 @@
 //! The command-line front end: arguments to a `Command`, a `Command` to the
 //! module that does it, and every failure as one typed `CommandError`.
-//! `main` prints it; nothing here is on the PID 1 path.
+//! `main` prints it; PID 1 passes only through `main`'s first line
+//! (`boot::pid1`).
+//!
+//! Two builds share it (docs/design.md, "Two builds"): the full `veriroot`
+//! (`src/main.rs`, `run`) and the initrd build (`src/bin/veriroot-initrd.rs`,
+//! `run_initrd`), which reaches no `host` module, so the linker leaves
+//! them out; asked for a host command it names the build that has it.
 #![forbid(unsafe_code)]
 
 mod help;
@@ -9,7 +15,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use help::HELP;
+pub use help::{HELP, INITRD_NOTE};
 
 use crate::boot::paths::HostPaths;
 use crate::boot::setup_root;
@@ -54,6 +60,23 @@ pub enum Command {
     Version,
 }
 
+impl Command {
+    /// The subcommand (or option) as the user typed it.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::SetupRoot { .. } => "setup-root",
+            Command::Check { .. } => "check",
+            Command::EnableVerity { .. } => "enable-verity",
+            Command::Digest { .. } => "digest",
+            Command::Predict(_) => "predict",
+            Command::Log { .. } => "log",
+            Command::Status(_) => "status",
+            Command::Help => "--help",
+            Command::Version => "--version",
+        }
+    }
+}
+
 /// Why a subcommand failed (usage errors are `lexopt::Error`, exit 2).
 #[derive(Debug)]
 pub enum CommandError {
@@ -64,6 +87,10 @@ pub enum CommandError {
     Digest(std::io::Error),
     Predict(PredictError),
     Log(LogCommandError),
+    /// A host command asked of the initrd build.
+    NotInInitrdBuild {
+        command: &'static str,
+    },
 }
 
 impl fmt::Display for CommandError {
@@ -75,6 +102,12 @@ impl fmt::Display for CommandError {
             CommandError::Digest(e) => write!(f, "writing to stdout: {e}"),
             CommandError::Predict(e) => e.fmt(f),
             CommandError::Log(e) => e.fmt(f),
+            CommandError::NotInInitrdBuild { command } => write!(
+                f,
+                "'{command}' is not in this build: this is veriroot's initrd build \
+                 (PID 1 and setup-root only); the full veriroot has it \
+                 (/usr/bin/veriroot on the host, target/*/release/veriroot in a build tree)"
+            ),
         }
     }
 }
@@ -88,6 +121,7 @@ impl std::error::Error for CommandError {
             CommandError::Digest(e) => Some(e),
             CommandError::Predict(e) => Some(e),
             CommandError::Log(e) => Some(e),
+            CommandError::NotInInitrdBuild { .. } => None,
         }
     }
 }
@@ -208,15 +242,90 @@ pub fn parse_args(
     })
 }
 
-/// Runs a command against `paths` (the host's, or a test's).
+/// The binaries' `main`: PID 1 (`boot::pid1`, which never returns), or
+/// the arguments parsed and handed to `run` (`run` for the full build,
+/// `run_initrd` for the initrd build: a function item, so each binary
+/// links only the one it names).
+pub fn main(run: impl FnOnce(Command, &HostPaths) -> Result<ExitCode, CommandError>) -> ExitCode {
+    if rustix::process::getpid().is_init() {
+        crate::boot::pid1::run();
+    }
+    let command = match parse_args(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("veriroot: {e}\nTry 'veriroot --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    match run(command, &HostPaths::system()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("veriroot: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Which binary is running (`--help` and `--version` say so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    Full,
+    Initrd,
+}
+
+/// The full build: runs any command against `paths` (the host's, or a
+/// test's).
 pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError> {
     match command {
+        Command::Check { sysroot, cmdline } => {
+            check::run(&sysroot, cmdline, &paths.cmdline).map_err(CommandError::Check)
+        }
+        Command::EnableVerity { dir, algorithm } => {
+            enable_verity::run(&dir, algorithm).map_err(CommandError::EnableVerity)
+        }
+        Command::Digest { files, algorithm } => {
+            digest::run(&files, algorithm).map_err(CommandError::Digest)
+        }
+        Command::Predict(args) => predict::run(args).map_err(CommandError::Predict),
+        Command::Status(args) => status::run(&args).map_err(CommandError::Status),
+        Command::Log {
+            file,
+            json,
+            tpm,
+            tpm_device,
+        } => {
+            let devices = tpm_device.map_or_else(|| paths.tpm_devices.clone(), |d| vec![d]);
+            log::run(file, json, tpm, &devices).map_err(CommandError::Log)
+        }
+        Command::SetupRoot { .. } | Command::Help | Command::Version => {
+            run_boot(command, paths, Build::Full)
+        }
+    }
+}
+
+/// The initrd build: `setup-root`, `--help` and `--version`; a host
+/// command is refused with the name of the build that has it.
+pub fn run_initrd(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError> {
+    run_boot(command, paths, Build::Initrd)
+}
+
+/// What both builds run.
+fn run_boot(command: Command, paths: &HostPaths, build: Build) -> Result<ExitCode, CommandError> {
+    match command {
         Command::Help => {
+            if build == Build::Initrd {
+                print!("{INITRD_NOTE}");
+            }
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {
-            println!("veriroot {}", env!("CARGO_PKG_VERSION"));
+            let suffix = if build == Build::Initrd {
+                " (initrd build)"
+            } else {
+                ""
+            };
+            println!("veriroot {}{suffix}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
         Command::SetupRoot { args, tpm_device } => {
@@ -240,25 +349,14 @@ pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError
                 }
             }
         }
-        Command::Check { sysroot, cmdline } => {
-            check::run(&sysroot, cmdline, &paths.cmdline).map_err(CommandError::Check)
-        }
-        Command::EnableVerity { dir, algorithm } => {
-            enable_verity::run(&dir, algorithm).map_err(CommandError::EnableVerity)
-        }
-        Command::Digest { files, algorithm } => {
-            digest::run(&files, algorithm).map_err(CommandError::Digest)
-        }
-        Command::Predict(args) => predict::run(args).map_err(CommandError::Predict),
-        Command::Status(args) => status::run(&args).map_err(CommandError::Status),
-        Command::Log {
-            file,
-            json,
-            tpm,
-            tpm_device,
-        } => {
-            let devices = tpm_device.map_or_else(|| paths.tpm_devices.clone(), |d| vec![d]);
-            log::run(file, json, tpm, &devices).map_err(CommandError::Log)
-        }
+        // Only the initrd build passes these here: `run` ran them.
+        Command::Check { .. }
+        | Command::EnableVerity { .. }
+        | Command::Digest { .. }
+        | Command::Predict(_)
+        | Command::Log { .. }
+        | Command::Status(_) => Err(CommandError::NotInInitrdBuild {
+            command: command.name(),
+        }),
     }
 }

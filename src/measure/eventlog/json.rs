@@ -70,7 +70,7 @@ impl Value {
 
 /// Where (byte offset into the parsed text) and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SyntaxError {
+pub struct SyntaxError {
     pub offset: usize,
     pub what: String,
 }
@@ -80,6 +80,8 @@ impl fmt::Display for SyntaxError {
         write!(f, "{} at byte {}", self.what, self.offset)
     }
 }
+
+impl std::error::Error for SyntaxError {}
 
 /// Parse exactly one JSON value, with optional whitespace around it.
 pub(crate) fn parse(text: &str) -> Result<Value, SyntaxError> {
