@@ -185,13 +185,19 @@ impl std::error::Error for RepoError {
 }
 
 /// Why `meta.json` says nothing usable.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum MetaError {
     Json(SyntaxError),
     NoVersion,
     NoAlgorithm,
     /// An algorithm name composefs does not define (as written, escaped when shown).
     UnknownAlgorithm(String),
+    /// `features.incompatible` names a feature veriroot does not know: the
+    /// repository may not be read as a version-1 one (composefs-rs's
+    /// doc/repository.md; it defines none yet).
+    IncompatibleFeature(String),
+    /// `features.incompatible` is not a list of strings.
+    BadFeatures,
 }
 
 impl fmt::Display for MetaError {
@@ -205,6 +211,15 @@ impl fmt::Display for MetaError {
                 "algorithm \"{}\" is not fsverity-sha256-12 or fsverity-sha512-12",
                 crate::text::escape(name)
             ),
+            MetaError::IncompatibleFeature(name) => write!(
+                f,
+                "it needs the incompatible feature \"{}\", which this veriroot does not know \
+                 (a newer repository format: update veriroot)",
+                crate::text::escape(name)
+            ),
+            MetaError::BadFeatures => {
+                f.write_str("\"features\".\"incompatible\" is not a list of strings")
+            }
         }
     }
 }
@@ -247,6 +262,17 @@ impl Meta {
             .ok_or(MetaError::NoAlgorithm)?;
         let algorithm = Algorithm::from_repository_name(name)
             .ok_or_else(|| MetaError::UnknownAlgorithm(name.to_owned()))?;
+        // Unknown compatible and read-only-compatible features are fine
+        // for a reader; an incompatible one is not, and none is known.
+        if let Some(list) = value.get("features").and_then(|f| f.get("incompatible")) {
+            let json::Value::Array(items) = list else {
+                return Err(MetaError::BadFeatures);
+            };
+            if let Some(item) = items.first() {
+                let name = item.as_str().ok_or(MetaError::BadFeatures)?;
+                return Err(MetaError::IncompatibleFeature(name.to_owned()));
+            }
+        }
         Ok(Meta { version, algorithm })
     }
 }
@@ -485,6 +511,12 @@ mod tests {
     #[test]
     fn meta_json_as_composefs_rs_writes_it() {
         let m = Meta::parse(br#"{"version":1,"algorithm":"fsverity-sha512-12","features":{"compatible":[],"read-only-compatible":["v1_erofs"],"incompatible":[]},"erofs_formats":{"default":1}}"#).unwrap();
+        let future = br#"{"version":1,"algorithm":"fsverity-sha512-12","features":{"compatible":["x"],"read-only-compatible":["y"],"incompatible":["chunked\u001b"]}}"#;
+        let e = Meta::parse(future).unwrap_err();
+        assert_eq!(e, MetaError::IncompatibleFeature("chunked\u{1b}".into()));
+        assert!(e.to_string().contains("\"chunked\\x1b\""), "{e}");
+        let bad = br#"{"version":1,"algorithm":"fsverity-sha512-12","features":{"incompatible":"all"}}"#;
+        assert_eq!(Meta::parse(bad).unwrap_err(), MetaError::BadFeatures);
         assert_eq!(
             m,
             Meta {
