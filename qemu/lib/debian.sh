@@ -1,8 +1,12 @@
 # shellcheck shell=bash
-# A real Debian trixie system, booted from a verified composefs image
-# through a dracut-built systemd initramfs that contains veriroot's dracut
-# module: the debian-* scenarios (issue 4's system test).
+# A real Debian system (trixie, or forky: DEBIAN_SUITE), booted from a
+# verified composefs image through a dracut-built systemd initramfs that
+# contains veriroot's dracut module: the debian-* and forky-* scenarios
+# (issue 4's system test; issue 17 for forky).
 #
+#   DEBIAN_SUITE=forky                   before sourcing (default: trixie):
+#                                        the suite of the tree, so of its
+#                                        systemd, dracut and kernel
 #   source "$QEMU_DIR/lib/debian.sh"     in a scenario file (after scenario.sh)
 #   debian_prepare                       in prepare(): build (cached), then put
 #                                        the repository and the deployment's
@@ -17,36 +21,35 @@
 #                                        VT-EMERGENCY and powers off)
 #   debian_expect_pcrs EXPECTED_JSON     the last boot's VT-PCR lines (PCR 15,
 #                                        every bank) equal EXPECTED_JSON
+#   debian_test_boot, debian_test_wrong_digest[_prepare],
+#   debian_test_sysext[_prepare]         the scenarios shared by the suites
+#                                        (debian-boot and forky-boot, ...)
 #
-# What is built, and cached:
-#   target/cache/debian/<suite>-<key>.tar   mmdebstrap's tree; key: the
-#       package list and options below. Built once (~80 s), then reused.
-#   target/scenarios/.work/debian/<key>/    from that tree: `make install`
-#       (the project's real install), the test service, the initramfs of each
-#       VARIANT built by the tree's own dracut in a chroot, the composefs
-#       repository (sha512, as bootc), the trixie kernel, the image's /var.
-#       Key: the tarball and every input file (veriroot binary, unit, dracut
-#       module, guest scripts, this file).
-# Stage timings go to the harness log ("debian: time ...") and to
-# <build>/timings.
-#
-# VARIANT: the initramfs to boot. "default": no veriroot.conf; "etc-transient":
-# /etc/veriroot/veriroot.conf with [etc] mount = "transient", present in the
-# tree while dracut runs, so the dracut module installs it (the image itself
-# is the same for every variant).
-#
-# Knobs: DEBIAN_MIRROR (default: the Debian mirror of
-# /etc/apt/sources.list.d/debian.sources), DEBIAN_BOOT_TIMEOUT (600 s; a
-# boot takes 40-90 s under TCG, 190 s seen beside parallel guests and
-# builds), DEBIAN_QEMU (extra QEMU options, default
-# "-m 2048 -smp 2": two vCPUs boot systemd ~30% faster under TCG).
-
-DEBIAN_SUITE=trixie
-DEBIAN_PACKAGES=(
-	systemd systemd-sysv udev dracut dracut-core kmod linux-image-cloud-amd64
-	# systemd-pcrlock (in trixie's systemd package) dlopen()s tpm2-tss.
-	libtss2-esys-3.0.2-0t64 libtss2-mu-4.0.1-0t64 libtss2-rc0t64 libtss2-tcti-device0t64
-)
+DEBIAN_SUITE=${DEBIAN_SUITE:-trixie}
+# What differs between the suites: the packages of the tree (the key of
+# its cached tarball) and where systemd-pcrlock is.
+case $DEBIAN_SUITE in
+trixie)
+	DEBIAN_PACKAGES=(
+		systemd systemd-sysv udev dracut dracut-core kmod linux-image-cloud-amd64
+		# systemd-pcrlock (in trixie's systemd package) dlopen()s tpm2-tss.
+		libtss2-esys-3.0.2-0t64 libtss2-mu-4.0.1-0t64 libtss2-rc0t64 libtss2-tcti-device0t64
+	)
+	;;
+forky)
+	DEBIAN_PACKAGES=(
+		systemd systemd-sysv udev dracut dracut-core kmod linux-image-cloud-amd64
+		# Since Debian's 261-2, systemd-pcrlock, systemd-pcrextend and the
+		# PCR units (systemd-pcrphase*, the NvPCR ones) are in systemd-tpm,
+		# which depends on the tpm2-tss libraries systemd dlopen()s.
+		systemd-tpm
+	)
+	;;
+*)
+	echo "debian: unknown DEBIAN_SUITE '$DEBIAN_SUITE' (known: trixie forky)" >&2
+	DEBIAN_PACKAGES=()
+	;;
+esac
 # shellcheck disable=SC2016 # "$1" in the hook is for mmdebstrap's shell
 DEBIAN_MMDEBSTRAP_OPTS=(
 	--variant=minbase
@@ -59,12 +62,18 @@ DEBIAN_MMDEBSTRAP_OPTS=(
 	# The kernel's postinst ran dracut already: not the initramfs we test.
 	--customize-hook='rm -f "$1"/boot/initrd.img-* "$1"/initrd.img "$1"/initrd.img.old'
 )
+# A testing suite's Release file carries Valid-Until (trixie's, a stable
+# release, does not): from a mirror that is a frozen snapshot it has
+# expired, and mmdebstrap's apt, which does not read the host's
+# apt.conf.d, refuses it. Forky's tree takes the packages anyway, as
+# signed; the option is part of the key, trixie's is unchanged.
+[ "$DEBIAN_SUITE" = trixie ] || DEBIAN_MMDEBSTRAP_OPTS+=(--aptopt='Acquire::Check-Valid-Until "false"')
 DEBIAN_VARIANTS=(default etc-transient)
 # What systemd-pcrextend dlopen()s (esys, rc, mu, the device TCTI) and
 # what they link (sys): dracut --install does not resolve libraries' needs.
 DEBIAN_INITRD_LIBS=$(printf '/usr/lib/x86_64-linux-gnu/libtss2-%s ' esys.so.0 rc.so.0 mu.so.0 tcti-device.so.0 sys.so.1)
 DEBIAN_CACHE=$VERIROOT_CACHE/debian
-DEBIAN_WORK=$WORK/debian
+DEBIAN_WORK=$WORK/debian/$DEBIAN_SUITE
 DEBIAN_BOOT_TIMEOUT=${DEBIAN_BOOT_TIMEOUT:-600}
 DEBIAN_ROOT_LABEL='vt-root'
 # After vm_boot's own (-m 1024 -smp 1): QEMU takes the last one.
@@ -336,7 +345,19 @@ _debian_build_into() {
 		;;
 	esac
 	printf '%s\n' "$kver" >"$dir/kver"
-	cp "$tree/boot/vmlinuz-$kver" "$dir/vmlinuz"
+	# The tree's own kernel, in either packaging: /boot/vmlinuz-<ver>
+	# (trixie's linux-image-<ver>) or /usr/lib/modules/<ver>/vmlinuz (forky's
+	# split linux-binary-<ver>).
+	local f vmlinuz=''
+	for f in "$tree/usr/lib/modules/$kver/vmlinuz" "$tree/boot/vmlinuz-$kver"; do
+		[ -f "$f" ] && vmlinuz=$f && break
+	done
+	[ -n "$vmlinuz" ] || {
+		echo "debian: no vmlinuz for $kver in the $DEBIAN_SUITE tree (neither /boot nor /usr/lib/modules/$kver)" >&2
+		return 1
+	}
+	log "debian: the $DEBIAN_SUITE tree's kernel $kver: ${vmlinuz#"$tree"}"
+	cp "$vmlinuz" "$dir/vmlinuz"
 	cp "$tree/usr/lib/os-release" "$dir/os-release"
 	_debian_time install "$t" _debian_customize "$tree" || return 1
 	for variant in "${DEBIAN_VARIANTS[@]}"; do
@@ -470,6 +491,10 @@ debian_dracut_kernel_check() {
 # REPO: the Debian repository replaces the test one, the deployment's /var
 # is the image's; DIGEST becomes the Debian image's.
 debian_prepare() {
+	[ "${#DEBIAN_PACKAGES[@]}" -gt 0 ] || {
+		echo "unknown DEBIAN_SUITE '$DEBIAN_SUITE'"
+		return 1
+	}
 	debian_build || {
 		echo "building the Debian system failed (see harness.log)"
 		return 1
@@ -479,7 +504,7 @@ debian_prepare() {
 	cp -a "$DEBIAN_BUILD/repo" "$REPO"
 	mkdir -p "$DISK_TREE/state/deploy/$DIGEST"
 	cp -a "$DEBIAN_BUILD/var" "$DISK_TREE/state/deploy/$DIGEST/var"
-	log "debian: disk tree ready, image sha512:$DIGEST, kernel $(cat "$DEBIAN_BUILD/kver")"
+	log "debian: disk tree ready, $DEBIAN_SUITE, image sha512:$DIGEST, kernel $(cat "$DEBIAN_BUILD/kver")"
 }
 
 # debian_sysext_busybox DIR: a system extension made of a real Debian
@@ -487,8 +512,10 @@ debian_prepare() {
 # fetched with `apt-get download` from the host's archive into
 # $VERIROOT_CACHE/sysext/ (cached), unpacked with dpkg-deb. Only usr/ is
 # kept; a /bin file moves to /usr/bin, as on a merged-/usr system. Its
-# extension-release matches the Debian tree's os-release (ID=debian,
-# VERSION_ID=13). The tree's package list (DEBIAN_PACKAGES) is unchanged.
+# extension-release matches the Debian tree's os-release: its ID= and, if
+# it has one, its VERSION_ID= (trixie: 13; forky, a testing suite, has
+# none, and then ID= is what systemd-sysext and veriroot compare). The
+# tree's package list (DEBIAN_PACKAGES) is unchanged.
 debian_sysext_busybox() {
 	local dir=$1 cache=$VERIROOT_CACHE/sysext deb
 	mkdir -p "$cache"
@@ -505,11 +532,12 @@ debian_sysext_busybox() {
 	[ ! -d "$dir.deb/bin" ] || cp -a "$dir.deb/bin/." "$dir/usr/bin/"
 	rm -rf "$dir.deb"
 	[ -x "$dir/usr/bin/busybox" ] || { echo "debian: $deb has no busybox binary" >&2; return 1; }
-	printf 'ID=debian\nVERSION_ID=13\n' >"$dir/usr/lib/extension-release.d/extension-release.vt-busybox"
+	grep -E '^(ID|VERSION_ID)=' "$DEBIAN_BUILD/os-release" >"$dir/usr/lib/extension-release.d/extension-release.vt-busybox" ||
+		return 1
 	log "debian: extension vt-busybox from ${deb##*/}: $(du -sh "$dir" | cut -f1)"
 }
 
-# debian_boot VARIANT KARGS: one boot of the scenario's disk with the trixie
+# debian_boot VARIANT KARGS: one boot of the scenario's disk with the tree's
 # kernel and VARIANT's initramfs; sets BOOT_N, BOOT_LOG, BOOT_RC as _boot.
 # The guest's second serial port (ttyS1) is the test channel: the guest
 # scripts print their VT lines there, away from the console's getty prompt
@@ -577,4 +605,64 @@ debian_expect_pcrs() {
 # debian_machine_id: the machine ID the last boot printed.
 debian_machine_id() {
 	grep -a -m1 'VT: MACHINE-ID ' "$BOOT_LOG" | awk '{ print $3 }'
+}
+
+# The scenarios every suite runs: debian-boot and forky-boot call
+# debian_test_boot, and so on; each file sets DEBIAN_SUITE (or not, for
+# trixie), the disk's variables and its header, and adds what only it does.
+
+# debian_test_boot: the system comes up from the verified image through
+# veriroot-setup-root.service (multi-user.target, no failed unit, / is
+# composefs:<digest> with verity=require, /etc and /var wired, veriroot's
+# journal, the early modules as this kernel has them), its records are in
+# systemd's measurement log, read by the suite's own systemd-pcrlock, and
+# PCR 15 and the log equal `veriroot predict`; the machine ID and a /var
+# file survive a reboot.
+debian_test_boot() {
+	local id
+	debian_pass default "" "no-failed root etcvar journal early-modules tpm pcrlock persist-write analyze" \
+		'veriroot: mounted sha512:[0-9a-f]{128}' || return 1
+	expect_tpm "$(host_veriroot predict --digest "$DIGEST" --json)" || return 1
+	id=$(debian_machine_id)
+	[ -n "$id" ] || { echo "boot 1 printed no machine ID"; return 1; }
+	debian_pass default "vt.machine_id=$id" "no-failed root persist-check"
+}
+
+# debian_test_wrong_digest_prepare: in prepare(): images/<digest> resolves
+# to another image (the small test tree, committed into the same sha512
+# repository); DEBIAN_OTHER is its digest.
+debian_test_wrong_digest_prepare() {
+	debian_prepare || return 1
+	# shellcheck disable=SC2153 # TREE: the small test tree, set by run_one
+	DEBIAN_OTHER=$(mkimage "$TREE") || return 1
+	ln -sfn "$(readlink "$REPO/images/$DEBIAN_OTHER")" "$REPO/images/$DIGEST"
+}
+
+# debian_test_wrong_digest: refused by veriroot-setup-root.service, naming
+# both digests on the console and in its journal; emergency.target; PCR
+# 15 of every bank is the capped value `veriroot predict --failure` gives.
+debian_test_wrong_digest() {
+	debian_refuse default "" \
+		"^\[ *[0-9.]+\] veriroot\[[0-9]+\]: veriroot: refusing to boot: .*its fs-verity digest is sha512:$DEBIAN_OTHER but the kernel command line expects sha512:$DIGEST" \
+		'VT-JOURNAL: .*veriroot-setup-root.service: Failed' || return 1
+	debian_expect_pcrs "$(host_veriroot predict --failure --json)"
+}
+
+# debian_test_sysext_prepare: in prepare(): the busybox-static extension
+# (debian_sysext_busybox) committed into the repository; its digest in
+# DEBIAN_SYSEXT.
+debian_test_sysext_prepare() {
+	debian_prepare || return 1
+	debian_sysext_busybox "$SCENARIO_DIR/ext-busybox" || return 1
+	DEBIAN_SYSEXT=$(mkimage "$SCENARIO_DIR/ext-busybox") || return 1
+}
+
+# debian_test_sysext: named by veriroot.sysext=, merged into the root's one
+# overlay; busybox runs in the booted system, no unit failed, PCR 13 and
+# the log equal `veriroot predict --sysext`.
+debian_test_sysext() {
+	local bb=$DEBIAN_SYSEXT
+	debian_pass default "veriroot.sysext=$bb" "no-failed root sysext tpm" \
+		"system extensions merged, lowest first: 'vt-busybox' \(sha512:$bb\)" || return 1
+	expect_tpm "$(host_veriroot predict --digest "$DIGEST" --sysext "vt-busybox:$bb" --json)"
 }
