@@ -19,9 +19,11 @@
 #                                        boot; must end in emergency.target
 #                                        (the initramfs's test hook prints
 #                                        VT-EMERGENCY and powers off)
-#   debian_expect_pcrs EXPECTED_JSON     the last boot's VT-PCR lines (PCR 15,
-#                                        every bank) equal EXPECTED_JSON
-#   debian_test_boot, debian_test_wrong_digest[_prepare],
+#   debian_expect_pcrs EXPECTED_JSON [PREFIX]
+#                                        the last boot's VT-PCR lines (or
+#                                        PREFIX's, e.g. VT-INITRD-PCR) equal
+#                                        EXPECTED_JSON, its PCRs and banks
+#   debian_test_boot, debian_test_wrong_digest[_prepare|_reboot],
 #   debian_test_sysext[_prepare]         the scenarios shared by the suites
 #                                        (debian-boot and forky-boot, ...)
 #
@@ -594,10 +596,10 @@ debian_refuse() {
 	_expect_lines 'VT-EMERGENCY: START' 'VT-EMERGENCY: DONE' 'veriroot: refusing to boot' "$@"
 }
 
-# debian_expect_pcrs EXPECTED_JSON: sysfs prints PCRs in upper case.
+# debian_expect_pcrs EXPECTED_JSON [PREFIX]: sysfs prints PCRs in upper case.
 debian_expect_pcrs() {
-	local lower=$SCENARIO_DIR/boot-$BOOT_N.pcrs got
-	grep -a '^VT-PCR: ' "$BOOT_LOG" | awk '{ print $1, $2, $3, tolower($4) }' >"$lower"
+	local lower=$SCENARIO_DIR/boot-$BOOT_N.pcrs got prefix=${2:-VT-PCR}
+	grep -a "^$prefix: " "$BOOT_LOG" | awk '{ print "VT-PCR:", $2, $3, tolower($4) }' >"$lower"
 	got=$(BOOT_LOG=$lower _pcrs_json "$1")
 	[ "$got" = "$1" ] || { echo "boot $BOOT_N: TPM PCRs $got, predicted $1"; return 1; }
 }
@@ -646,6 +648,27 @@ debian_test_wrong_digest() {
 		"^\[ *[0-9.]+\] veriroot\[[0-9]+\]: veriroot: refusing to boot: .*its fs-verity digest is sha512:$DEBIAN_OTHER but the kernel command line expects sha512:$DIGEST" \
 		'VT-JOURNAL: .*veriroot-setup-root.service: Failed' || return 1
 	debian_expect_pcrs "$(host_veriroot predict --failure --json)"
+}
+
+# debian_test_wrong_digest_reboot: the same refusal with
+# veriroot.on-failure=reboot: no emergency.target, `systemctl reboot` after
+# the delay (the guest reboots: QEMU's -no-reboot ends it), PCR 15 capped
+# (the initramfs's vt-initrd-pcrs hook prints the PCRs on the way down),
+# the refusal recorded on the real root.
+debian_test_wrong_digest_reboot() {
+	local record
+	debian_boot default "composefs=$DIGEST veriroot.on-failure=reboot veriroot.failure-delay=1"
+	[ "$BOOT_RC" -eq 2 ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC, expected 2 (a reboot)"; return 1; }
+	! grep -aq 'VT-EMERGENCY: START' "$BOOT_LOG" || { echo "boot $BOOT_N: emergency.target was reached, expected a reboot"; return 1; }
+	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the Debian system came up, expected a refusal"; return 1; }
+	_expect_lines "veriroot: refusing to boot: .*but the kernel command line expects sha512:$DIGEST" \
+		'veriroot: rebooting in 1 s \(veriroot.on-failure=reboot\)' 'reboot: Restarting system' || return 1
+	debian_expect_pcrs "$(host_veriroot predict --failure --json)" VT-INITRD-PCR || return 1
+	record=$(disk_file composefs/state/veriroot/last-refusal)
+	if ! { grep -qx 'MODE=setup-root' <<<"$record" && grep -qx 'ACTION=reboot' <<<"$record"; }; then
+		echo "boot $BOOT_N: the record on the disk is not this refusal: $(tr '\n' '|' <<<"$record" | cut -c1-200)"
+		return 1
+	fi
 }
 
 # debian_test_sysext_prepare: in prepare(): the busybox-static extension
