@@ -181,6 +181,10 @@ _boot() {
 	none) ;;
 	*) tpm=(--tpm-banks "$TPM") ;;
 	esac
+	# BLKDEBUG: a blkdebug configuration for the disk (I/O errors);
+	# TPM_FAULT: a fault qemu/lib/tpm-fault injects into the TPM (vm.sh).
+	[ -z "${BLKDEBUG:-}" ] || tpm+=(--blkdebug "$BLKDEBUG")
+	[ -z "${TPM_FAULT:-}" ] || tpm+=(--tpm-fault "$TPM_FAULT")
 	vm_boot --name "$SCENARIO" --initrd "$1" --disk "$SCENARIO_DIR/disk.img" "${tpm[@]}" \
 		--append "${ROOT_ARG:-root=LABEL=vt-root} rw $2" --timeout "$BOOT_TIMEOUT" --log "$BOOT_LOG.raw" || BOOT_RC=$?
 	# The console has CRs, NULs and firmware escapes: keep plain text.
