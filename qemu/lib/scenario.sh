@@ -177,6 +177,42 @@ swap_image() {
 	echo "$digest"
 }
 
+# blkdebug_eio FILE...: print a blkdebug configuration (for BLKDEBUG,
+# vm_boot --blkdebug) whose reads of the data blocks of each FILE (below
+# its size; paths on the scenario's disk, read by debugfs after
+# provisioning) fail with EIO. One rule per 4 KiB block, on its first
+# 512-byte sector: the guest reads whole blocks, so any read of the block
+# covers it. Holes have no blocks and get no rule.
+blkdebug_eio() {
+	local f size out disk=$SCENARIO_DIR/disk.img
+	for f in "$@"; do
+		size=$(debugfs -R "stat $f" "$disk" 2>/dev/null | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -n 1)
+		[ -n "$size" ] || { echo "debugfs: no size for $f" >&2; return 1; }
+		# Leaf extents (level = depth): logical first - last, physical first.
+		out=$(debugfs -R "ex $f" "$disk" 2>/dev/null | awk -v n=$(((size + 4095) / 4096)) '
+			$1 ~ /^[0-9]+\/$/ && $1 + 0 == $2 + 0 {
+				for (l = $5; l <= $7 && l < n; l++)
+					printf "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n\n", ($8 + l - $5) * 8
+			}')
+		[ -n "$out" ] || { echo "debugfs: no data blocks in $f" >&2; return 1; }
+		printf '%s\n\n' "$out"
+	done
+}
+
+# blkdebug_seen CONF: the last boot's kernel logged an I/O error on a
+# sector CONF fails (the fault was injected, not just configured).
+blkdebug_seen() {
+	local s
+	while read -r s; do
+		grep -aq "I/O error, dev vda, sector $s " "$BOOT_LOG" && return 0
+	done < <(sed -n 's/^sector = "\([0-9]*\)"/\1/p' "$1")
+	echo "boot $BOOT_N: no I/O error logged on a sector of $(basename "$1")"
+	return 1
+}
+
+# on_disk HOST_PATH: the path on the scenario's disk of a file in $DISK_TREE.
+on_disk() { echo "/${1#"$DISK_TREE"/}"; }
+
 BOOT_N=0
 # _boot INITRD KARGS: one boot of the scenario's disk; sets BOOT_LOG, BOOT_RC.
 _boot() {
@@ -189,6 +225,10 @@ _boot() {
 	none) ;;
 	*) tpm=(--tpm-banks "$TPM") ;;
 	esac
+	# BLKDEBUG: a blkdebug configuration for the disk (I/O errors);
+	# TPM_FAULT: a fault qemu/lib/tpm-fault injects into the TPM (vm.sh).
+	[ -z "${BLKDEBUG:-}" ] || tpm+=(--blkdebug "$BLKDEBUG")
+	[ -z "${TPM_FAULT:-}" ] || tpm+=(--tpm-fault "$TPM_FAULT")
 	# veriroot.failure-delay=0: a refusal ends at once (the default waits
 	# 10 s with the reason on the console); a scenario's own value wins.
 	vm_boot --name "$SCENARIO" --initrd "$1" --disk "$SCENARIO_DIR/disk.img" "${tpm[@]}" \

@@ -5,7 +5,8 @@
 #   vm_boot --name NAME --initrd FILE [--kernel FILE] [--append "ARGS"]
 #           [--disk FILE]... [--tpm]
 #           [--tpm-banks sha256[,...]] [--timeout SECONDS] [--log FILE]
-#           [--stop-on REGEX] [-- EXTRA_QEMU_ARGS...]
+#           [--stop-on REGEX] [--blkdebug CONF] [--tpm-fault SPEC]
+#           [-- EXTRA_QEMU_ARGS...]
 #   vm_boot --name NAME --uefi CODE --uefi-vars VARS --esp DIR [--disk ...] ...
 #
 # --kernel: default $KERNEL_IMAGE (the bzImage). An uncompressed vmlinux (PVH
@@ -29,6 +30,12 @@
 #   LIST active, e.g. sha256 (what swtpm_setup does by default); +0.6 s.
 # --stop-on REGEX: stop QEMU once this boot's serial output matches REGEX
 #   (grep -E), for a guest that halts and so never exits by itself.
+# --blkdebug CONF: the first --disk goes through QEMU's blkdebug driver
+#   with CONF (its [inject-error] rules: I/O errors on chosen sectors).
+# --tpm-fault SPEC: (implies --tpm) QEMU reaches swtpm through
+#   qemu/lib/tpm-fault, which injects SPEC (kill-after-extend=PCR[:N]:
+#   swtpm is killed once it has answered the N-th PCR_Extend of PCR); its
+#   log is tpm-fault.log next to swtpm.log.
 # No network card (-nic none); add one after "--" if needed.
 # Logs go to target/scenarios/NAME/ (aarch64: target/scenarios/aarch64/NAME/): serial.log (or --log FILE; appended,
 # one separator line before and after each boot), qemu.stderr, swtpm.log.
@@ -68,7 +75,7 @@ vm_scenario_reset() {
 _vm_parse() {
 	_vm_name=vm _vm_initrd='' _vm_append='' _vm_tpm='' _vm_timeout=120 _vm_log=''
 	_vm_tpm_banks='' _vm_kernel=${KERNEL_IMAGE:-} _vm_uefi='' _vm_vars='' _vm_esp='' _vm_stop_on=''
-	_vm_disks=() _vm_extra=()
+	_vm_disks=() _vm_extra=() _vm_blkdebug='' _vm_tpm_fault=''
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--tpm) _vm_tpm=1 && shift && continue ;;
@@ -92,6 +99,8 @@ _vm_parse() {
 		--uefi-vars) _vm_vars=$2 ;;
 		--esp) _vm_esp=$2 ;;
 		--stop-on) _vm_stop_on=$2 ;;
+		--blkdebug) _vm_blkdebug=$2 ;;
+		--tpm-fault) _vm_tpm_fault=$2 _vm_tpm=1 ;;
 		*)
 			echo "vm_boot: unknown option '$1'" >&2
 			return 1
@@ -131,6 +140,22 @@ _vm_tpm_start() {
 		[ "$i" = 50 ] || sleep 0.1
 	done
 	echo "vm_boot: swtpm did not come up (see $2)" >&2
+	return 1
+}
+
+# _vm_tpm_fault_start STATE LOG: qemu/lib/tpm-fault between QEMU
+# (STATE/fault.sock) and swtpm (STATE/sock), injecting $_vm_tpm_fault.
+_vm_tpm_fault_start() {
+	local i
+	# shellcheck disable=SC2094 # it appends its own lines, its tracebacks follow
+	python3 "$_VM_LIB_DIR/tpm-fault" "$1/sock" "$1/fault.sock" "$1/pid" "$_vm_tpm_fault" "$2" \
+		</dev/null >>"$2" 2>&1 &
+	_vm_fault_pid=$!
+	for i in $(seq 50); do
+		[ -S "$1/fault.sock" ] && return 0
+		[ "$i" = 50 ] || sleep 0.1
+	done
+	echo "vm_boot: tpm-fault did not come up (see $2)" >&2
 	return 1
 }
 
@@ -175,11 +200,17 @@ _vm_qemu_cmd() {
 			-append "${_vm_append:+$_vm_append }console=$VM_CONSOLE panic=-1 oops=panic")
 	fi
 	for i in "${!_vm_disks[@]}"; do
-		_vm_cmd+=(-drive "file=${_vm_disks[$i]},format=raw,if=none,id=disk$i"
-			-device "virtio-blk-pci,drive=disk$i")
+		if [ "$i" = 0 ] && [ -n "$_vm_blkdebug" ]; then
+			_vm_cmd+=(-drive "driver=raw,if=none,id=disk$i,file.driver=blkdebug,file.config=$_vm_blkdebug,file.image.filename=${_vm_disks[$i]}")
+		else
+			_vm_cmd+=(-drive "file=${_vm_disks[$i]},format=raw,if=none,id=disk$i")
+		fi
+		_vm_cmd+=(-device "virtio-blk-pci,drive=disk$i")
 	done
 	if [ -n "$1" ]; then
-		_vm_cmd+=(-chardev "socket,id=chrtpm,path=$1/sock"
+		local sock=$1/sock
+		[ -z "$_vm_tpm_fault" ] || sock=$1/fault.sock
+		_vm_cmd+=(-chardev "socket,id=chrtpm,path=$sock"
 			-tpmdev "emulator,id=tpm0,chardev=chrtpm" -device "$VM_TPM_DEVICE,tpmdev=tpm0")
 	fi
 	_vm_cmd+=("${_vm_extra[@]}")
@@ -243,12 +274,16 @@ _vm_cleanup() {
 		kill "$_vm_pid" 2>/dev/null || true
 		wait "$_vm_pid" 2>/dev/null || true
 	fi
+	if [ -n "${_vm_fault_pid:-}" ] && kill -0 "$_vm_fault_pid" 2>/dev/null; then
+		kill "$_vm_fault_pid" 2>/dev/null || true
+		wait "$_vm_fault_pid" 2>/dev/null || true
+	fi
 	[ -z "${_vm_tpm_state:-}" ] || _vm_tpm_stop "$_vm_tpm_state"
 }
 
 vm_boot() (
 	local dir log stderr_log offset start rc=0 what
-	_vm_tpm_state='' _vm_pid=''
+	_vm_tpm_state='' _vm_pid='' _vm_fault_pid=''
 	trap _vm_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -263,6 +298,7 @@ vm_boot() (
 			{ [ -z "$_vm_tpm_banks" ] ||
 				_vm_tpm_setup "$_vm_tpm_state" "$_vm_tpm_banks" "$dir/swtpm.log"; } &&
 			_vm_tpm_start "$_vm_tpm_state" "$dir/swtpm.log" || return 1
+		[ -z "$_vm_tpm_fault" ] || _vm_tpm_fault_start "$_vm_tpm_state" "$dir/tpm-fault.log" || return 1
 	fi
 	_vm_qemu_cmd "$_vm_tpm_state"
 	printf '===== vm_boot %s: start %s =====\n' "$_vm_name" "$(date -u +%FT%TZ)" >>"$log"

@@ -36,6 +36,12 @@ pub use crate::boot::mount_modes::{ModeConflict, MountModes, StateMount};
 #[derive(Debug)]
 pub enum AssembleError {
     Mount(MountError),
+    /// The verified image could not be mounted (e.g. the disk failed to
+    /// read it: EIO); `path` is where it was opened.
+    Image {
+        path: PathBuf,
+        error: MountError,
+    },
     State(StateError),
     Step {
         step: &'static str,
@@ -68,6 +74,17 @@ impl fmt::Display for AssembleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AssembleError::Mount(e) => e.fmt(f),
+            AssembleError::Image { path, error } => {
+                write!(f, "cannot mount the image {}: {error}", path.display())?;
+                if error.errno == Errno::IO {
+                    f.write_str(
+                        "; reading it failed with an I/O error after its fs-verity digest \
+                         matched: the disk returned EIO, or the file changed under its \
+                         digest (fs-verity checks each block as it is read)",
+                    )?;
+                }
+                Ok(())
+            }
             AssembleError::State(e) => e.fmt(f),
             AssembleError::Step { step, path, errno } => {
                 write!(f, "{step} {} failed: {errno}", path.display())
@@ -105,6 +122,7 @@ impl std::error::Error for AssembleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             AssembleError::Mount(e) => Some(e),
+            AssembleError::Image { error, .. } => Some(error),
             AssembleError::State(e) => Some(e),
             AssembleError::Step { errno, .. } => Some(errno),
             AssembleError::Policy(e) => Some(e),
@@ -143,6 +161,8 @@ pub struct Layout {
 /// What to mount: an image already verified against the command line.
 pub struct Source<'a> {
     pub image: &'a File,
+    /// Where `image` was opened, for messages.
+    pub image_path: &'a Path,
     pub objects: &'a OwnedFd,
     pub digest_hex: &'a str,
     pub require_verity: bool,
@@ -412,7 +432,11 @@ pub fn stage(
     let (etc_dir, var_dir) = prepare_state(&plan, &layout.sysroot)?;
 
     let staging = Staging::new(&layout.run_dir)?;
-    let (erofs, backing) = mount::erofs(source.image, source.force_loop)?;
+    let (erofs, backing) =
+        mount::erofs(source.image, source.force_loop).map_err(|error| AssembleError::Image {
+            path: source.image_path.to_owned(),
+            error,
+        })?;
     let erofs_dir = staging.mkdir("erofs")?;
     attach(&erofs, &erofs_dir)?;
     let (ext_dirs, merged) = stage_extensions(&staging, source, &erofs_dir)?;
@@ -650,6 +674,32 @@ mod tests {
     use super::*;
 
     const HEX: &str = "ab12";
+
+    #[test]
+    fn an_image_the_disk_cannot_read_is_named_with_the_io_error() {
+        let image = |errno| AssembleError::Image {
+            path: "/sysroot/composefs/images/ab12".into(),
+            error: MountError {
+                step: "erofs: create".into(),
+                errno,
+                kernel_log: Vec::new(),
+                hint: None,
+            },
+        };
+        let e = image(Errno::IO).to_string();
+        // (The errno's own text is the libc's: musl and glibc differ.)
+        assert!(
+            e.starts_with(
+                "cannot mount the image /sysroot/composefs/images/ab12: erofs: create failed: "
+            ),
+            "{e}"
+        );
+        assert!(e.contains("; reading it failed with an I/O error"), "{e}");
+        assert!(e.contains("the disk returned EIO"), "{e}");
+        // Other errors get no EIO explanation.
+        let e = image(Errno::NOMEM).to_string();
+        assert!(!e.contains("reading it failed"), "{e}");
+    }
 
     #[test]
     fn default_modes_overlay_etc_and_bind_var_from_the_deployment() {

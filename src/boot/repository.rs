@@ -515,7 +515,8 @@ mod tests {
         let e = Meta::parse(future).unwrap_err();
         assert_eq!(e, MetaError::IncompatibleFeature("chunked\u{1b}".into()));
         assert!(e.to_string().contains("\"chunked\\x1b\""), "{e}");
-        let bad = br#"{"version":1,"algorithm":"fsverity-sha512-12","features":{"incompatible":"all"}}"#;
+        let bad =
+            br#"{"version":1,"algorithm":"fsverity-sha512-12","features":{"incompatible":"all"}}"#;
         assert_eq!(Meta::parse(bad).unwrap_err(), MetaError::BadFeatures);
         assert_eq!(
             m,

@@ -222,6 +222,7 @@ pub fn verify_and_mount(
     let digest_hex = image.image_ref.digest.to_hex();
     let source = Source {
         image: &image.file,
+        image_path: &image.path,
         objects: &objects,
         digest_hex: &digest_hex,
         require_verity: !image.image_ref.insecure,

@@ -7,6 +7,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use rustix::io::Errno;
+
 use crate::boot::cmdline::{Cmdline, ImageRef, ReadError};
 use crate::boot::config::Candidates;
 use crate::boot::repository::{self, Repository};
@@ -319,6 +321,35 @@ fn check_kernel(report: &mut Report, image: Option<&File>) {
     match features::erofs_file_backed(image) {
         Support::Yes => report.ok(format!("kernel {release}: file-backed EROFS: supported")),
         Support::No => report.ok(format!("kernel {release}: file-backed EROFS not available: a loop device will be used (needs the loop module)")),
-        Support::Unknown(e) => report.fail(format!("kernel {release}: EROFS: could not mount the image ({e}); is the erofs module available?")),
+        Support::Unknown(e) => report.fail(erofs_probe_failed(&release, e)),
+    }
+}
+
+/// The report line when the EROFS probe could not mount the verified
+/// image: the module is only the likely cause when the kernel lacks the
+/// filesystem; EIO is the disk (or a file changed under its digest).
+fn erofs_probe_failed(release: &str, errno: Errno) -> String {
+    let hint = match errno {
+        Errno::IO => {
+            "reading the image failed after its fs-verity digest matched: the disk returned \
+             EIO, or the file changed under its digest; the boot would be refused"
+        }
+        Errno::NODEV => "is the erofs module available?",
+        _ => "the boot would fail the same way",
+    };
+    format!("kernel {release}: EROFS: could not mount the image ({errno}); {hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eio_from_the_erofs_probe_blames_the_disk_not_the_module() {
+        let eio = erofs_probe_failed("6.12", Errno::IO);
+        assert!(eio.contains("the disk returned EIO"), "{eio}");
+        assert!(!eio.contains("module"), "{eio}");
+        let nodev = erofs_probe_failed("6.12", Errno::NODEV);
+        assert!(nodev.ends_with("is the erofs module available?"), "{nodev}");
     }
 }

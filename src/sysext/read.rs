@@ -29,7 +29,8 @@ pub enum ExtensionError {
     /// mounted with verity=require, EIO means a wrong or missing digest.
     Read {
         what: String,
-        path: &'static str,
+        /// Below the image's root, e.g. `usr/lib/os-release`.
+        path: String,
         errno: Errno,
     },
     /// The root image has no os-release to compare extensions with.
@@ -143,7 +144,7 @@ pub fn root_release(root: impl AsFd) -> Result<Release, ExtensionError> {
             Err(errno) => {
                 return Err(ExtensionError::Read {
                     what: "the root image".into(),
-                    path,
+                    path: path.into(),
                     errno,
                 })
             }
@@ -161,7 +162,7 @@ pub fn has_image_list(erofs_root: impl AsFd) -> Result<bool, ExtensionError> {
         Err(Errno::NOENT | Errno::NOTDIR) => Ok(false),
         Err(errno) => Err(ExtensionError::Read {
             what: "the root image".into(),
-            path: IMAGE_LIST,
+            path: IMAGE_LIST.into(),
             errno,
         }),
     }
@@ -175,7 +176,7 @@ pub fn image_list(root: impl AsFd) -> Result<Vec<Digest>, ExtensionError> {
         Ok(Some(text)) => parse_image_list(&text),
         Err(errno) => Err(ExtensionError::Read {
             what: "the root image".into(),
-            path: IMAGE_LIST,
+            path: IMAGE_LIST.into(),
             errno,
         }),
     }
@@ -213,8 +214,9 @@ pub fn inspect(
     root: &Release,
 ) -> Result<String, ExtensionError> {
     let ext_root = ext_root.as_fd();
-    let read = |id: &ExtensionId, path: &'static str| {
+    let read = |id: &ExtensionId, path: &str| {
         let what = id.to_string();
+        let path = path.to_owned();
         move |errno| ExtensionError::Read { what, path, errno }
     };
     // The name first, so that every later message can use it.
@@ -238,10 +240,7 @@ pub fn inspect(
     }
     let path = format!("{RELEASE_DIR}/extension-release.{name}");
     let text = read_text(ext_root, &path)
-        .map_err(read(
-            &id,
-            "usr/lib/extension-release.d/extension-release.<NAME>",
-        ))?
+        .map_err(read(&id, &path))?
         .unwrap_or_default();
     rules::check_release(
         &id,
@@ -292,6 +291,29 @@ mod tests {
             root_release(open(empty.path())),
             Err(ExtensionError::NoOsRelease)
         ));
+    }
+
+    #[test]
+    fn a_huge_extension_release_file_is_named_by_its_real_name() {
+        let d = tempfile::tempdir().unwrap();
+        let rel = "usr/lib/extension-release.d/extension-release.vt-big";
+        write(d.path(), rel, ROOT);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.path().join(rel))
+            .unwrap();
+        f.set_len(10 << 20).unwrap();
+        let e = inspect(open(d.path()), id(), &Release::parse(ROOT))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("/{rel} of extension 'vt-big' (sha256:cdcd")),
+            "{e}"
+        );
+        assert!(
+            e.ends_with("is larger than 65536 bytes: a release file is a few lines; rebuild it"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -530,6 +530,9 @@ impl ResponseCode {
     }
 }
 
+/// TPM 1.2's TPM_FAIL (TPM Main Part 2, 16: "the TPM has failed").
+const TPM12_FAIL: u32 = 0x009;
+
 impl fmt::Display for ResponseCode {
     /// E.g. `TPM_RC_VALUE (value is out of range or is not correct for the
     /// context) on handle 1`; unknown codes show their number and kind.
@@ -551,6 +554,14 @@ impl fmt::Display for ResponseCode {
                 write!(f, "vendor-specific response code {:#05x}", self.0)?
             }
             None if self.is_warning() => write!(f, "unknown warning {:#05x}", self.0)?,
+            // TPM 1.2's TPM_FAIL: what a TPM 2.0 stack sees from a TPM
+            // that stopped working (QEMU's emulated TPM answers every
+            // command with it once its swtpm is gone: scenario tpm-dies).
+            None if self.0 == TPM12_FAIL => write!(
+                f,
+                "TPM_FAIL (TPM 1.2 response code 0x009: the TPM has failed and answers no \
+                 command; an emulated TPM whose backend died answers this)"
+            )?,
             None if self.0 & RC_VER1 == 0 => write!(f, "TPM 1.2 response code {:#05x}", self.0)?,
             None => write!(f, "unknown response code {:#05x}", self.0)?,
         }
@@ -662,6 +673,13 @@ mod tests {
         assert_eq!(
             ResponseCode(0x013).to_string(),
             "TPM 1.2 response code 0x013"
+        );
+        assert!(
+            ResponseCode(0x009)
+                .to_string()
+                .starts_with("TPM_FAIL (TPM 1.2 response code 0x009: the TPM has failed"),
+            "{}",
+            ResponseCode(0x009)
         );
         assert_eq!(
             ResponseCode(0x17F).to_string(),
