@@ -662,7 +662,7 @@ debian_test_wrong_digest_reboot() {
 	! grep -aq 'VT-EMERGENCY: START' "$BOOT_LOG" || { echo "boot $BOOT_N: emergency.target was reached, expected a reboot"; return 1; }
 	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the Debian system came up, expected a refusal"; return 1; }
 	_expect_lines "veriroot: refusing to boot: .*but the kernel command line expects sha512:$DIGEST" \
-		'veriroot: rebooting in 1 s \(veriroot.on-failure=reboot\)' 'reboot: Restarting system' || return 1
+		'rebooting in 1 s \(veriroot.on-failure=reboot\)' 'reboot: Restarting system' || return 1
 	debian_expect_pcrs "$(host_veriroot predict --failure --json)" VT-INITRD-PCR || return 1
 	record=$(disk_file composefs/state/veriroot/last-refusal)
 	if ! { grep -qx 'MODE=setup-root' <<<"$record" && grep -qx 'ACTION=reboot' <<<"$record"; }; then
