@@ -2,16 +2,18 @@
 
 use std::process::Command;
 
-fn veriroot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_veriroot"))
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `bin` with `args`: exit code, stdout, stderr.
+fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn veriroot(args: &[&str]) -> (i32, String, String) {
+    run(env!("CARGO_BIN_EXE_veriroot"), args)
 }
 
 #[test]
@@ -134,15 +136,7 @@ fn predict_phase_without_a_uki_is_refused() {
 }
 
 fn veriroot_initrd(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_veriroot-initrd"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run(env!("CARGO_BIN_EXE_veriroot-initrd"), args)
 }
 
 #[test]

@@ -548,20 +548,13 @@ fn fail(err: &InitError, progress: &Progress) -> ! {
     console(&format!("\n{msg}"));
     let policy = on_failure();
     if progress.root_mounted {
-        let refusal = Refusal {
-            time: rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec as u64,
-            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default(),
-            mode: "pid1".into(),
-            action: policy.action.name().into(),
-            image: progress.image.clone(),
-            reason: err.to_string(),
-        };
-        match refusal_record::write(std::path::Path::new(SYSROOT), &refusal) {
-            Ok(path) => log::info!("recorded the refusal in {}", path.display()),
-            Err(e) => log::warn!("cannot record the refusal for the next boot: {e}"),
-        }
+        let refusal = Refusal::now(
+            "pid1",
+            policy.action.name(),
+            progress.image.clone(),
+            err.to_string(),
+        );
+        refusal_record::keep(std::path::Path::new(SYSROOT), &refusal);
     }
     end_boot()
 }

@@ -50,6 +50,24 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal of this boot, now: the clock and the kernel's boot ID
+    /// filled in (either may be missing in an early initrd: 0 and "").
+    pub fn now(mode: &str, action: &str, image: String, reason: String) -> Refusal {
+        Refusal {
+            time: u64::try_from(
+                rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec,
+            )
+            .unwrap_or(0),
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            mode: mode.to_owned(),
+            action: action.to_owned(),
+            image,
+            reason,
+        }
+    }
+
     /// The file's text: `KEY=value` lines, every value one escaped line.
     pub fn render(&self) -> String {
         let line = |s: &str| escape_capped(s, MAX_REASON);
@@ -169,6 +187,15 @@ pub fn write(sysroot: &Path, refusal: &Refusal) -> Result<PathBuf, RecordError> 
     rfs::renameat(&dir, TMP, &dir, FILE).map_err(err)?;
     rfs::fsync(&dir).map_err(err)?;
     Ok(shown)
+}
+
+/// Writes the record and says where, or why not: a record that cannot be
+/// written changes nothing about the refusal.
+pub fn keep(sysroot: &Path, refusal: &Refusal) {
+    match write(sysroot, refusal) {
+        Ok(path) => log::info!("recorded the refusal in {}", path.display()),
+        Err(e) => log::warn!("cannot record the refusal for the next boot: {e}"),
+    }
 }
 
 /// The record below `sysroot`, if there is one.

@@ -185,20 +185,13 @@ pub fn run(args: Args, paths: &HostPaths) -> Result<(), Box<Refused>> {
 
 /// The refusal, kept on the real root (`/sysroot`) for the next boot.
 fn record(args: &Args, cmdline: Option<&Cmdline>, error: &SetupRootError, then: OnFailure) {
-    let refusal = Refusal {
-        time: rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec as u64,
-        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default(),
-        mode: "setup-root".into(),
-        action: then.action.name().into(),
-        image: cmdline.map(image_asked).unwrap_or_default(),
-        reason: error.to_string(),
-    };
-    match refusal_record::write(&args.sysroot, &refusal) {
-        Ok(path) => log::info!("recorded the refusal in {}", path.display()),
-        Err(e) => log::warn!("cannot record the refusal for the next boot: {e}"),
-    }
+    let refusal = Refusal::now(
+        "setup-root",
+        then.action.name(),
+        cmdline.map(image_asked).unwrap_or_default(),
+        error.to_string(),
+    );
+    refusal_record::keep(&args.sysroot, &refusal);
 }
 
 /// The first image argument as the command line wrote it.
