@@ -272,13 +272,9 @@ DEBIAN_EARLY_MODULES='erofs overlay sha256_ssse3 sha512_ssse3 sha2_ce sha512_ce'
 # modules-load.d entry names every one of DEBIAN_EARLY_MODULES the kernel
 # KVER (modules under ROOT/lib/modules) has, built in or as a module:
 # trixie's 6.12 has erofs, overlay and the two x86 SIMD SHA-2 modules; 7.x
-# has no SIMD SHA-2 modules. Names the kernel does not have are reported
-# (harness log, MODULES_LOAD.extra) but not failed: the module's
-# `instmods -s` is optional (dracut's -o) and succeeds for a module that
-# does not exist, so today it lists all six on every kernel;
-# systemd-modules-load skips a module it cannot find (the debian-boot
-# boots have no failed unit with them). The fix is dracut/'s
-# (`instmods -c -s`); then this check can refuse extras.
+# has no SIMD SHA-2 modules;
+# and none it lacks (the module asks with `instmods -c -s`, the checking
+# form; the optional `-s` alone once listed all six on every kernel).
 _debian_check_modules_load() {
 	local file=$1 root=$2 kver=$3 m want='' got extra=''
 	for m in $DEBIAN_EARLY_MODULES; do
@@ -302,10 +298,9 @@ _debian_check_modules_load() {
 	for m in $got; do
 		case " $want " in *" $m "*) ;; *) extra+="$m " ;; esac
 	done
-	rm -f "$file.extra"
 	if [ -n "$extra" ]; then
-		printf '%s\n' "$extra" >"$file.extra"
-		log "debian: WARNING: modules-load.d/veriroot.conf for $kver also names ${extra% }, which $kver does not have (dracut/50veriroot: instmods without -c)"
+		echo "debian: modules-load.d/veriroot.conf for $kver names ${extra% }, which $kver does not have (see $file)" >&2
+		return 1
 	fi
 }
 
