@@ -40,6 +40,39 @@ impl Symlinks {
     }
 }
 
+/// How often an openat2(2) that says EAGAIN is tried again (below).
+const EAGAIN_TRIES: u32 = 100;
+
+/// openat2(2), tried again where the kernel asks for it: a scoped lookup
+/// (`RESOLVE_BENEATH`, `RESOLVE_IN_ROOT`) fails with EAGAIN when a rename or
+/// a mount anywhere in the system raced it, and a systemd initrd mounts a
+/// lot while veriroot runs (seen: `images/<hex>` refused with "Resource
+/// temporarily unavailable" in a Debian boot). Bounded: after
+/// [`EAGAIN_TRIES`] tries (the later ones 1 ms apart) EAGAIN is the answer.
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
+    retry_eagain(|| rfs::openat2(dirfd, path, flags, mode, resolve))
+}
+
+fn retry_eagain<T>(mut op: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    for attempt in 1..EAGAIN_TRIES {
+        match op() {
+            Err(Errno::AGAIN) => {
+                if attempt > 10 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            done => return done,
+        }
+    }
+    op()
+}
+
 /// Why something on the disk cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiskProblem {
@@ -133,7 +166,7 @@ impl<'a> Base<'a> {
         }
         // No O_NOFOLLOW: with it a final symlink opens as itself (O_PATH)
         // or reads as ENOTDIR; RESOLVE_NO_SYMLINKS says ELOOP for any.
-        rfs::openat2(self.fd, rel, flags, Mode::empty(), symlinks.resolve()).map_err(|errno| {
+        openat2(self.fd, rel, flags, Mode::empty(), symlinks.resolve()).map_err(|errno| {
             self.error(
                 rel,
                 match errno {
@@ -215,7 +248,7 @@ impl<'a> Base<'a> {
                 Err(Errno::EXIST) => false,
                 Err(e) => return Err(err(DiskProblem::Os(e))),
             };
-            let fd = rfs::openat2(
+            let fd = openat2(
                 at,
                 name,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -260,6 +293,35 @@ fn io_errno(e: &std::io::Error) -> Errno {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eagain_is_tried_again_a_bounded_number_of_times() {
+        // A racing mount: EAGAIN twice, then the answer.
+        let mut calls = 0;
+        let r = retry_eagain(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(Errno::AGAIN)
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r, Ok(3));
+        // Another error is the answer at once.
+        let mut calls = 0;
+        let r: Result<(), Errno> = retry_eagain(|| {
+            calls += 1;
+            Err(Errno::LOOP)
+        });
+        assert_eq!((r, calls), (Err(Errno::LOOP), 1));
+        // EAGAIN for ever: given up after EAGAIN_TRIES, not a hang.
+        let mut calls = 0;
+        let r: Result<(), Errno> = retry_eagain(|| {
+            calls += 1;
+            Err(Errno::AGAIN)
+        });
+        assert_eq!((r, calls), (Err(Errno::AGAIN), EAGAIN_TRIES));
+    }
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     struct Disk {

@@ -8,9 +8,10 @@ use std::fmt;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::{openat2, Dir, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Dir, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+use crate::boot::disk::openat2;
 use crate::fsverity::digest::Digest;
 use crate::sysext::rules::{self, ExtensionId, Release, SysextError, RELEASE_DIR};
 
