@@ -187,6 +187,15 @@ impl Cmdline {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// The first image argument as the command line wrote it
+    /// (`composefs=…` or `composefs.digest=…`), for records; "" if none.
+    pub fn image_asked(&self) -> String {
+        ["composefs", "composefs.digest"]
+            .iter()
+            .find_map(|k| self.value(k).map(|v| format!("{k}={v}")))
+            .unwrap_or_default()
+    }
+
     /// Whether a bare `key` (no `=`) is present.
     pub fn flag(&self, key: &str) -> bool {
         self.params.iter().any(|(k, v)| k == key && v.is_none())

@@ -42,6 +42,16 @@ impl Action {
         })
     }
 
+    /// What the console says while it happens (`emergency`, for PID 1
+    /// which has no shell, halts).
+    pub fn doing(self) -> &'static str {
+        match self {
+            Action::PowerOff => "powering off",
+            Action::Reboot => "rebooting",
+            Action::Halt | Action::Emergency => "halting",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Action::Emergency => "emergency",
@@ -85,6 +95,24 @@ impl OnFailure {
             delay: DEFAULT_DELAY,
             for_boot_counting: counting,
         }
+    }
+}
+
+impl OnFailure {
+    /// The line said before the delay, e.g. `rebooting in 10 s
+    /// (veriroot.on-failure=reboot)`.
+    pub fn announcement(&self) -> String {
+        format!(
+            "{} in {} s ({KARG}={}{})",
+            self.action.doing(),
+            self.delay.as_secs(),
+            self.action.name(),
+            if self.for_boot_counting {
+                ": systemd-boot counts this entry's tries"
+            } else {
+                ""
+            }
+        )
     }
 }
 
@@ -164,6 +192,25 @@ mod tests {
         mode: Mode,
     ) -> (OnFailure, Option<OnFailureError>) {
         decide(&Cmdline::parse(line), configured, mode, false)
+    }
+
+    #[test]
+    fn the_announcement_says_what_when_and_why() {
+        let (p, _) = decide(
+            &Cmdline::parse("veriroot.failure-delay=3"),
+            None,
+            Mode::SetupRoot,
+            true,
+        );
+        assert_eq!(
+            p.announcement(),
+            "rebooting in 3 s (veriroot.on-failure=reboot: systemd-boot counts this entry's tries)"
+        );
+        let (p, _) = decide_for("veriroot.on-failure=halt", None, Mode::Pid1);
+        assert_eq!(
+            p.announcement(),
+            "halting in 10 s (veriroot.on-failure=halt)"
+        );
     }
 
     #[test]

@@ -225,13 +225,11 @@ fn boot(
     let lap = Instant::now();
     let cmdline = Cmdline::read(&paths.cmdline).map_err(InitError::Cmdline)?;
     let parse = lap.elapsed();
-    progress.image = crate::boot::setup_root::image_asked(&cmdline);
+    progress.image = cmdline.image_asked();
     // The command line's choice from here on; the configuration's below.
     // A malformed value is refused once the TPM is open to cap.
-    let counting = firmware::boot_count_path(&paths.sys);
-    set_on_failure(
-        on_failure::decide(&cmdline, None, on_failure::Mode::Pid1, counting.is_some()).0,
-    );
+    let counting = boot_counting(paths);
+    set_on_failure(on_failure::decide(&cmdline, None, on_failure::Mode::Pid1, counting).0);
     // Armed first: from here on nothing can hold the boot for ever. Its
     // limit adds the waits for the root device and the TPM; a malformed
     // value is refused below, once the TPM is open to cap.
@@ -265,7 +263,7 @@ fn boot(
         &cmdline,
         config.on_failure,
         on_failure::Mode::Pid1,
-        counting.is_some(),
+        counting,
     );
     set_on_failure(policy);
     // A malformed veriroot.tpm-timeout= is refused once the TPM is open,
@@ -370,19 +368,29 @@ fn early_mounts() -> Result<(), InitError> {
             Err(errno) => return Err(InitError::EarlyMount { target, errno }),
         }
     }
-    // EFI variables, read-only: whether systemd-boot counts this entry's
-    // tries. Optional (no EFI, no efivarfs in the kernel): nothing else
-    // needs them.
-    if std::path::Path::new("/sys/firmware/efi").exists() {
-        let _ = mount(
+    Ok(())
+}
+
+/// Whether systemd-boot counts this entry's tries (its EFI variable),
+/// read through an efivarfs mounted read-only for that moment only: left
+/// mounted, it would move with /sys into the booted system, which mounts
+/// its own, writable one.
+fn boot_counting(paths: &HostPaths) -> bool {
+    let dir = paths.sys.join("firmware/efi/efivars");
+    let ours = paths.sys.join("firmware/efi").exists()
+        && mount(
             "efivarfs",
-            "/sys/firmware/efi/efivars",
+            &dir,
             "efivarfs",
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | MountFlags::RDONLY,
             None,
-        );
+        )
+        .is_ok();
+    let counting = firmware::boot_count_path(&paths.sys).is_some();
+    if ours {
+        let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
     }
-    Ok(())
+    counting
 }
 
 /// A duration in whole seconds from the command line.
@@ -569,26 +577,16 @@ fn console(line: &str) {
 /// off, reboot or halt; never returns to the kernel.
 fn end_boot() -> ! {
     let policy = on_failure();
-    let (what, command) = match policy.action {
-        Action::PowerOff => ("powering off", rustix::system::RebootCommand::PowerOff),
-        Action::Reboot => ("rebooting", rustix::system::RebootCommand::Restart),
+    let command = match policy.action {
+        Action::PowerOff => rustix::system::RebootCommand::PowerOff,
+        Action::Reboot => rustix::system::RebootCommand::Restart,
         // A minimal initrd has no emergency shell: stop with the message.
-        Action::Halt | Action::Emergency => ("halting", rustix::system::RebootCommand::Halt),
+        Action::Halt | Action::Emergency => rustix::system::RebootCommand::Halt,
     };
-    let delay = policy.delay.as_secs();
-    console(&format!(
-        "veriroot: {what} in {delay} s ({}={}{})",
-        on_failure::KARG,
-        policy.action.name(),
-        if policy.for_boot_counting {
-            ": systemd-boot counts this entry's tries"
-        } else {
-            ""
-        }
-    ));
+    console(&format!("veriroot: {}", policy.announcement()));
     rustix::fs::sync();
     std::thread::sleep(policy.delay);
-    console(&format!("veriroot: {what}"));
+    console(&format!("veriroot: {}", policy.action.doing()));
     let _ = rustix::system::reboot(command);
     // Unreachable unless reboot(2) failed; never return to the kernel.
     loop {

@@ -101,21 +101,7 @@ impl Refused {
             );
             return;
         }
-        let what = match self.then.action {
-            Action::Reboot => "rebooting",
-            Action::Halt => "halting",
-            _ => "powering off",
-        };
-        log::warn!(
-            "{what} in {} s ({}={verb}{})",
-            self.then.delay.as_secs(),
-            on_failure::KARG,
-            if self.then.for_boot_counting {
-                ": systemd-boot counts this entry's tries"
-            } else {
-                ""
-            }
-        );
+        log::warn!("{}", self.then.announcement());
         std::thread::sleep(self.then.delay);
         // --no-block: queued, not waited for; the wait for systemctl itself
         // is bounded too.
@@ -188,18 +174,10 @@ fn record(args: &Args, cmdline: Option<&Cmdline>, error: &SetupRootError, then: 
     let refusal = Refusal::now(
         "setup-root",
         then.action.name(),
-        cmdline.map(image_asked).unwrap_or_default(),
+        cmdline.map(Cmdline::image_asked).unwrap_or_default(),
         error.to_string(),
     );
     refusal_record::keep(&args.sysroot, &refusal);
-}
-
-/// The first image argument as the command line wrote it.
-pub fn image_asked(cmdline: &Cmdline) -> String {
-    ["composefs", "composefs.digest"]
-        .iter()
-        .find_map(|k| cmdline.value(k).map(|v| format!("{k}={v}")))
-        .unwrap_or_default()
 }
 
 fn verify(

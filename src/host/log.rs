@@ -144,7 +144,7 @@ pub fn run(
 
 /// The whole file, if it has at most `limit` bytes (reads at most one
 /// byte more: works for pipes and character devices too).
-fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, LogCommandError> {
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, LogCommandError> {
     let read_error = |error| LogCommandError::Read {
         path: path.to_owned(),
         error,

@@ -119,11 +119,12 @@ fn unescape_octal(s: &str) -> String {
 
 /// veriroot's records of the measurement log (strings starting `veriroot:`).
 fn veriroot_records(log: &Path) -> Result<Vec<(u32, String)>, String> {
-    let bytes = match std::fs::read(log) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read {}: {e}", log.display())),
-    };
+    if !log.exists() {
+        return Ok(Vec::new());
+    }
+    // As `veriroot log` reads it: size-capped, under systemd's lock.
+    let bytes = crate::host::log::read_capped(log, crate::host::log::MAX_LOG_SIZE)
+        .map_err(|e| e.to_string())?;
     let records = eventlog::parse(&bytes).map_err(|e| format!("{}: {e}", log.display()))?;
     Ok(records
         .iter()
