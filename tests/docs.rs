@@ -12,7 +12,7 @@
 //!   accepted in a configuration file (`predict --config`), and an unknown
 //!   one is refused;
 //! - every subcommand and option of README.md's usage block is in `--help`;
-//! - docs/design.md's module table is the files under src/ and kernel-sys/;
+//! - docs/design.md's module table is the files under src/, kernel-sys/ and sha512x4/;
 //! - the scenario counts of docs/architectures.md and README.md, and the
 //!   list in initrd-tests/README.md, are the files of initrd-tests/;
 //! - the units' `Documentation=` is what `make install` installs (into a
@@ -648,6 +648,7 @@ fn design_module_table_is_the_source_tree() {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     rust_files(&root().join("kernel-sys/src"), &mut files);
+    rust_files(&root().join("sha512x4/src"), &mut files);
     let tree: BTreeSet<String> = files
         .iter()
         .map(|f| {
@@ -952,9 +953,10 @@ fn paths_in_the_docs_exist() {
             path.file_name().unwrap().to_string_lossy()
         ));
     }
-    const TOP: [&str; 11] = [
+    const TOP: [&str; 12] = [
         "src/",
         "kernel-sys/",
+        "sha512x4/",
         "qemu/",
         "tests/",
         "docs/",
