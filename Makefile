@@ -103,9 +103,9 @@ demo: build
 
 # Against the peers, side by side (docs/benchmarks.md): fs-verity digest
 # speed against fsverity-utils, boot-path cost against composefs-setup-root.
+# benches/report.sh runs them and rewrites docs/benchmarks.md's "Latest run".
 bench: build
-	benches/digest.sh
-	benches/boot.sh
+	benches/report.sh
 
 # The full binary, the initrd build (for the dracut module, which
 # installs it in the initramfs as /usr/bin/veriroot), the initrd unit
