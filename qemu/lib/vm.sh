@@ -7,7 +7,7 @@
 #           [--tpm-banks sha256[,...]] [--timeout SECONDS] [--log FILE]
 #           [--stop-on REGEX] [--blkdebug CONF] [--tpm-fault SPEC]
 #           [-- EXTRA_QEMU_ARGS...]
-#   vm_boot --name NAME --uefi CODE --uefi-vars VARS --esp DIR [--disk ...] ...
+#   vm_boot --name NAME --uefi CODE --uefi-vars VARS --esp DIR|IMAGE [--disk ...] ...
 #
 # --kernel: default $KERNEL_IMAGE (the bzImage). An uncompressed vmlinux (PVH
 #   entry) would save ~2 s of self-decompression, but under PVH the guest's
@@ -23,7 +23,9 @@
 #   q35 with SMM and secure pflash (what OVMF's Secure Boot build needs); the
 #   firmware boots \EFI\BOOT\BOOTX64.EFI from --esp DIR, a FAT
 #   disk QEMU makes of DIR (SATA; writable: ide-hd refuses read-only
-#   drives; the --disk ones stay virtio).
+#   drives; the --disk ones stay virtio), or --esp IMAGE, a disk image
+#   file attached the same way (what a boot loader that renames files
+#   needs: qemu/lib/bootcount.sh).
 # --tpm: a fresh swtpm (TPM 2.0) for this boot only, killed whatever happens;
 #   unmanufactured, all four PCR banks active (sha1 sha256 sha384 sha512).
 # --tpm-banks LIST: the same (implies --tpm) made by swtpm_setup with only
@@ -115,7 +117,8 @@ _vm_check() {
 	local f boot=("$_vm_kernel" "$_vm_initrd")
 	if [ -n "$_vm_uefi" ]; then
 		boot=("$_vm_uefi" "$_vm_vars")
-		[ -d "$_vm_esp" ] || { echo "vm_boot: --uefi needs --esp DIR (got '$_vm_esp')" >&2; return 1; }
+		[ -d "$_vm_esp" ] || [ -f "$_vm_esp" ] ||
+			{ echo "vm_boot: --uefi needs --esp DIR|IMAGE (got '$_vm_esp')" >&2; return 1; }
 	fi
 	for f in "${boot[@]}" "${_vm_disks[@]}"; do
 		if [ -z "$f" ] || [ ! -f "$f" ]; then
@@ -191,10 +194,12 @@ _vm_qemu_cmd() {
 		"$VM_QEMU" "${VM_MACHINE[@]}" -smp 1 -m 1024 -nographic -no-reboot -nic none)
 	if [ -n "$_vm_uefi" ]; then
 		# UEFI boots are x86_64 only (OVMF; the uki-* scenarios).
+		local _vm_esp_fat=''
+		[ ! -d "$_vm_esp" ] || _vm_esp_fat=1
 		_vm_cmd+=(-machine "q35,smm=on" -global "driver=cfi.pflash01,property=secure,value=on"
 			-drive "if=pflash,format=raw,unit=0,readonly=on,file=$_vm_uefi"
 			-drive "if=pflash,format=raw,unit=1,file=$_vm_vars"
-			-drive "file=fat:rw:$_vm_esp,format=raw,media=disk")
+			-drive "file=${_vm_esp_fat:+fat:rw:}$_vm_esp,format=raw,media=disk")
 	else
 		_vm_cmd+=(-kernel "$_vm_kernel" -initrd "$_vm_initrd"
 			-append "${_vm_append:+$_vm_append }console=$VM_CONSOLE panic=-1 oops=panic")
