@@ -157,10 +157,48 @@ _debian_chroot() {
 	' _debian_chroot "$@"
 }
 
-# _debian_customize TREE: the project's install, and the test's additions.
+# _debian_install_package TREE: veriroot goes in as a user's would, from
+# its Debian package (`make deb`'s packaging/build-deb) with the tree's
+# apt, offline (no dependencies to fetch: the tree has dracut). The
+# package's update-initramfs trigger must make the tree's dracut rebuild
+# /boot/initrd.img-<kver> with veriroot's module in it (then removed: the
+# initramfs the boots use is built by _debian_dracut). An empty one is put
+# there first, as on an installed system: forky's dracut answers the
+# trigger with `update-initramfs -u`, which only updates initramfs images
+# that exist (trixie's rebuilds the newest kernel's anyway). The tree's dpkg
+# excludes /usr/share/man and /usr/share/doc (DEBIAN_MMDEBSTRAP_OPTS):
+# veriroot's man page and docs are let in, as on a full system.
+_debian_install_package() {
+	local tree=$1 deb log=$1/../apt-install.log kver
+	kver=$(ls "$tree/usr/lib/modules")
+	deb=$("$VERIROOT_DIR/packaging/build-deb" amd64 "${tree%/tree}/deb") || return 1
+	cp "$deb" "$tree/var/tmp/" && : >"$tree/boot/initrd.img-$kver" || return 1
+	printf '%s\n' '# veriroot system test: the man page and docs of veriroot' \
+		path-include=/usr/share/man/man8 path-include=/usr/share/man/man8/veriroot.8.gz \
+		'path-include=/usr/share/doc/veriroot*' >"$tree/etc/dpkg/dpkg.cfg.d/zz-veriroot-test" || return 1
+	if ! _debian_chroot "$tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		"/var/tmp/${deb##*/}" >"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	rm -f "$tree/var/tmp/${deb##*/}"
+	grep -q '^Processing triggers for dracut ' "$log" || {
+		echo "debian: installing ${deb##*/} did not trigger dracut (see $log)" >&2
+		return 1
+	}
+	_debian_chroot "$tree" lsinitrd "/boot/initrd.img-$kver" >"$log.lsinitrd" 2>&1 || return 1
+	grep -Eq ' usr/bin/veriroot$' "$log.lsinitrd" || {
+		echo "debian: the initramfs the package's trigger rebuilt lacks veriroot (see $log.lsinitrd)" >&2
+		return 1
+	}
+	rm -f "$tree"/boot/initrd.img-* "$tree/etc/dpkg/dpkg.cfg.d/zz-veriroot-test"
+	log "debian: installed ${deb##*/} with apt; its trigger rebuilt the initramfs with veriroot's module"
+}
+
+# _debian_customize TREE: the project's package, and the test's additions.
 _debian_customize() {
 	local tree=$1 inc=$1/var/tmp/vt-initrd
-	make -s -C "$VERIROOT_DIR" install DESTDIR="$tree" >&2 &&
+	_debian_install_package "$tree" &&
 		mkdir -p "$tree/sysroot" "$tree/etc/systemd/system/multi-user.target.wants" \
 			"$inc/etc/systemd/system/emergency.target.wants" &&
 		printf 'veriroot-debian\n' >"$tree/etc/hostname" &&
@@ -244,6 +282,47 @@ _debian_dracut() {
 		return 1
 	mv "$tree$img" "$out"
 	_debian_check_initramfs "$out.lsinitrd" "$conf" "$out.modules-load" "$tree" "$kver"
+}
+
+# _debian_check_coexistence TREE KVER DIR: composefs-rs's dracut module
+# (37composefs, whose unit composefs-setup-root.service mounts the root on
+# the same karg at the same point) installed beside veriroot's: dracut must
+# refuse to build an initramfs with both, naming the fix, and write none.
+# A stand-in with that module's name and unit name (the real module ships
+# only in composefs-rs's examples, not in a package): what veriroot's
+# module reacts to is the name. Not booted: the refusal is at build time.
+_debian_check_coexistence() {
+	local tree=$1 kver=$2 dir=$3 mod=$1/usr/lib/dracut/modules.d/37composefs img=/var/tmp/vt-both.img
+	local log=$3/coexistence.dracut.log
+	mkdir -p "$mod" || return 1
+	cat >"$mod/module-setup.sh" <<-'MODULE' || return 1
+		#!/bin/bash
+		# Stand-in for composefs-rs's 37composefs (qemu/lib/debian.sh).
+		check() { return 0; }
+		depends() { return 0; }
+		install() {
+		    inst_simple "$moddir/composefs-setup-root.service" "$systemdsystemunitdir/composefs-setup-root.service"
+		}
+	MODULE
+	printf '[Unit]\nDescription=stand-in\n[Service]\nType=oneshot\nExecStart=/bin/true\n' \
+		>"$mod/composefs-setup-root.service" || return 1
+	if _debian_chroot "$tree" dracut --no-hostonly --force --kver "$kver" --add 'veriroot composefs' \
+		"$img" >"$log" 2>&1; then
+		rm -rf "$mod" "$tree$img"
+		echo "debian: dracut built an initramfs with both veriroot's and composefs-rs's module (see $log)" >&2
+		return 1
+	fi
+	rm -rf "$mod"
+	if [ -e "$tree$img" ]; then
+		rm -f "$tree$img"
+		echo "debian: dracut failed but left $img with both modules (see $log)" >&2
+		return 1
+	fi
+	grep -q "veriroot: refusing to build an initramfs with both veriroot and the 'composefs' dracut module: .*dracut --omit composefs" "$log" || {
+		echo "debian: dracut refused, but not with veriroot's message (see $log)" >&2
+		return 1
+	}
+	log "debian: dracut refused an initramfs with composefs-rs's module beside veriroot's: $(grep -o 'veriroot: refusing.*' "$log" | head -n 1)"
 }
 
 # _debian_module_size TREE KVER DIR: what veriroot's dracut module adds to
@@ -362,6 +441,7 @@ _debian_build_into() {
 			"$dir/initramfs-$variant.img" || return 1
 	done
 	_debian_time dracut-without "$t" _debian_module_size "$tree" "$kver" "$dir" || return 1
+	_debian_time dracut-coexistence "$t" _debian_check_coexistence "$tree" "$kver" "$dir" || return 1
 	rm -rf "$tree/var/tmp/vt-initrd"
 	local left
 	left=$(find "$tree/var/tmp" "$tree/tmp" -mindepth 1 -maxdepth 1 -printf '%p ')
@@ -385,6 +465,7 @@ _debian_key() {
 		printf '%s\n' "${DEBIAN_TARBALL##*/}" "${DEBIAN_VARIANTS[@]}"
 		cat "$VERIROOT_BIN" "$VERIROOT_FULL_BIN" "$VERIROOT_DIR/units/veriroot-setup-root.service" \
 			"$VERIROOT_DIR/dracut/50veriroot/module-setup.sh" "$VERIROOT_DIR/Makefile" \
+			"$VERIROOT_DIR/packaging/build-deb" "$VERIROOT_DIR"/packaging/debian/* \
 			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/debian-emergency" \
 			"$QEMU_DIR/guest/tpm-dump" "$QEMU_DIR/guest/debian-initrd-pcrs" "${BASH_SOURCE[0]}"
 	} | sha256sum | cut -c1-16
