@@ -78,6 +78,7 @@ lint:
 	shellcheck -x tools/host-isolated packaging/build-deb packaging/check-deb qemu/install-deps qemu/run-scenarios qemu/check-failure-report qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run fuzz/run
 	shellcheck -s sh qemu/guest/* qemu/smoke.init
 	shellcheck -s bash dracut/*/module-setup.sh
+	shellcheck -s sh initramfs-tools/hooks/veriroot initramfs-tools/scripts/local-bottom/veriroot
 	qemu/verify-units units/*.service
 
 # The harness's failure report: a broken preparation ends in FAIL lines
@@ -110,14 +111,17 @@ bench: build
 
 # The full binary, the initrd build (for the dracut module, which
 # installs it in the initramfs as /usr/bin/veriroot), the initrd unit
-# (inert outside an initrd) and the dracut module, where Debian's and
-# Fedora's systemd and dracut look for them; the man page, the README and
+# (inert outside an initrd), the dracut module and the initramfs-tools hook
+# and boot script, where Debian's and Fedora's systemd, dracut and
+# initramfs-tools look for them; the man page, the README and
 # docs/ (links between them keep working) and the licences. INSTALLED is
 # what `make uninstall` removes.
 INSTALLED := $(PREFIX)/bin/veriroot \
 	$(PREFIX)/lib/veriroot/veriroot-initrd \
 	$(PREFIX)/lib/systemd/system/veriroot-setup-root.service \
 	$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh \
+	$(PREFIX)/share/initramfs-tools/hooks/veriroot \
+	$(PREFIX)/share/initramfs-tools/scripts/local-bottom/veriroot \
 	$(PREFIX)/share/man/man8/veriroot.8 \
 	$(addprefix $(DOCDIR)/,README.md LICENSE-MIT LICENSE-APACHE) \
 	$(addprefix $(DOCDIR)/,$(wildcard docs/*.md))
@@ -126,6 +130,8 @@ install: $(BIN) $(INITRD_BIN)
 	install -D -m 0755 $(INITRD_BIN) $(DESTDIR)$(PREFIX)/lib/veriroot/veriroot-initrd
 	install -D -m 0644 units/veriroot-setup-root.service $(DESTDIR)$(PREFIX)/lib/systemd/system/veriroot-setup-root.service
 	install -D -m 0755 dracut/50veriroot/module-setup.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh
+	install -D -m 0755 initramfs-tools/hooks/veriroot $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/veriroot
+	install -D -m 0755 initramfs-tools/scripts/local-bottom/veriroot $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/local-bottom/veriroot
 	install -D -m 0644 man/veriroot.8 $(DESTDIR)$(PREFIX)/share/man/man8/veriroot.8
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR) README.md LICENSE-MIT LICENSE-APACHE
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR)/docs $(wildcard docs/*.md)

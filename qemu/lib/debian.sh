@@ -28,6 +28,13 @@
 #                                        (debian-boot and forky-boot, ...)
 #
 DEBIAN_SUITE=${DEBIAN_SUITE:-trixie}
+# The tree's name (its tarball's and work folder's prefix): another tree of
+# the same suite (qemu/lib/initramfs-tools.sh) must neither share nor
+# delete this one's cached tarball.
+DEBIAN_TREE=${DEBIAN_TREE:-$DEBIAN_SUITE}
+# What builds the initramfs in the tree: dracut, or initramfs-tools
+# (qemu/lib/initramfs-tools.sh): the package's trigger is checked with it.
+DEBIAN_INITRAMFS=${DEBIAN_INITRAMFS:-dracut}
 # What differs between the suites: the packages of the tree (the key of
 # its cached tarball) and where systemd-pcrlock is.
 case $DEBIAN_SUITE in
@@ -75,7 +82,7 @@ DEBIAN_VARIANTS=(default etc-transient)
 # what they link (sys): dracut --install does not resolve libraries' needs.
 DEBIAN_INITRD_LIBS=$(printf '/usr/lib/x86_64-linux-gnu/libtss2-%s ' esys.so.0 rc.so.0 mu.so.0 tcti-device.so.0 sys.so.1)
 DEBIAN_CACHE=$VERIROOT_CACHE/debian
-DEBIAN_WORK=$WORK/debian/$DEBIAN_SUITE
+DEBIAN_WORK=$WORK/debian/$DEBIAN_TREE
 DEBIAN_BOOT_TIMEOUT=${DEBIAN_BOOT_TIMEOUT:-600}
 DEBIAN_ROOT_LABEL='vt-root'
 # After vm_boot's own (-m 1024 -smp 1): QEMU takes the last one.
@@ -117,7 +124,7 @@ _debian_tarball_path() {
 	local key
 	key=$(printf '%s\n' "$DEBIAN_SUITE" "${DEBIAN_PACKAGES[@]}" "${DEBIAN_MMDEBSTRAP_OPTS[@]}" |
 		sha256sum | cut -c1-16)
-	DEBIAN_TARBALL=$DEBIAN_CACHE/$DEBIAN_SUITE-$key.tar
+	DEBIAN_TARBALL=$DEBIAN_CACHE/$DEBIAN_TREE-$key.tar
 }
 
 # _debian_tarball_build: mmdebstrap into DEBIAN_TARBALL (atomically).
@@ -136,7 +143,7 @@ _debian_tarball_build() {
 		return 1
 	fi
 	# Trees of another package list are not needed any more.
-	find "$DEBIAN_CACHE" -maxdepth 1 -name "$DEBIAN_SUITE-*.tar*" ! -name "${DEBIAN_TARBALL##*/}*" -delete
+	find "$DEBIAN_CACHE" -maxdepth 1 -name "$DEBIAN_TREE-*.tar*" ! -name "${DEBIAN_TARBALL##*/}*" -delete
 	mv "$tmp" "$DEBIAN_TARBALL"
 }
 
@@ -182,17 +189,19 @@ _debian_install_package() {
 		return 1
 	fi
 	rm -f "$tree/var/tmp/${deb##*/}"
-	grep -q '^Processing triggers for dracut ' "$log" || {
-		echo "debian: installing ${deb##*/} did not trigger dracut (see $log)" >&2
+	grep -q "^Processing triggers for $DEBIAN_INITRAMFS " "$log" || {
+		echo "debian: installing ${deb##*/} did not trigger $DEBIAN_INITRAMFS (see $log)" >&2
 		return 1
 	}
-	_debian_chroot "$tree" lsinitrd "/boot/initrd.img-$kver" >"$log.lsinitrd" 2>&1 || return 1
-	grep -Eq ' usr/bin/veriroot$' "$log.lsinitrd" || {
+	local lister=lsinitrd
+	[ "$DEBIAN_INITRAMFS" = dracut ] || lister=lsinitramfs
+	_debian_chroot "$tree" "$lister" "/boot/initrd.img-$kver" >"$log.lsinitrd" 2>&1 || return 1
+	grep -Eq '(^| )usr/bin/veriroot$' "$log.lsinitrd" || {
 		echo "debian: the initramfs the package's trigger rebuilt lacks veriroot (see $log.lsinitrd)" >&2
 		return 1
 	}
 	rm -f "$tree"/boot/initrd.img-* "$tree/etc/dpkg/dpkg.cfg.d/zz-veriroot-test"
-	log "debian: installed ${deb##*/} with apt; its trigger rebuilt the initramfs with veriroot's module"
+	log "debian: installed ${deb##*/} with apt; its trigger rebuilt the initramfs ($DEBIAN_INITRAMFS) with veriroot in it"
 }
 
 # _debian_customize TREE: the project's package, and the test's additions.
