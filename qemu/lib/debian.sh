@@ -707,7 +707,7 @@ debian_machine_id() {
 # file survive a reboot.
 debian_test_boot() {
 	local id
-	debian_pass default "" "no-failed root etcvar journal early-modules tpm pcrlock persist-write analyze" \
+	debian_pass default "" "no-failed root etcvar journal early-modules tpm pcrlock persist-write package analyze" \
 		'veriroot: mounted sha512:[0-9a-f]{128}' || return 1
 	expect_tpm "$(host_veriroot predict --digest "$DIGEST" --json)" || return 1
 	id=$(debian_machine_id)
