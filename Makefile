@@ -5,6 +5,7 @@
 #   make fuzz     each fuzz target FUZZ_MINUTES (default 10), one at a time
 #   make install DESTDIR=...  (PREFIX=/usr, DOCDIR=PREFIX/share/doc/veriroot)
 #   make uninstall DESTDIR=...  what install put there
+#   make deb      target/deb/veriroot_<version>_<arch>.deb (amd64, arm64)
 SHELL := /bin/bash
 # The static binaries are built for every architecture the tests boot
 # (the aarch64 ones are linked by rust-lld: .cargo/config.toml); `make
@@ -39,7 +40,7 @@ FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json
 FUZZ_MINUTES ?= 10
 FUZZ_SMOKE_SECONDS ?= 10
 
-.PHONY: all deps build unit lint check-report scenarios test demo install uninstall clean bench fuzz fuzz-smoke
+.PHONY: all deps build unit lint check-report check-deb scenarios test demo install uninstall deb clean bench fuzz fuzz-smoke
 
 all: build
 
@@ -74,9 +75,10 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The aarch64 build is checked too (its tests cannot run on this host).
 	cargo clippy -p veriroot --all-targets --target aarch64-unknown-linux-musl -- -D warnings
-	shellcheck -x tools/host-isolated qemu/install-deps qemu/run-scenarios qemu/check-failure-report qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run fuzz/run
+	shellcheck -x tools/host-isolated packaging/build-deb packaging/check-deb qemu/install-deps qemu/run-scenarios qemu/check-failure-report qemu/demo qemu/smoke qemu/verify-units qemu/lib/*.sh benches/*.sh .ci/run fuzz/run
 	shellcheck -s sh qemu/guest/* qemu/smoke.init
 	shellcheck -s bash dracut/*/module-setup.sh
+	shellcheck -s sh initramfs-tools/hooks/veriroot initramfs-tools/scripts/local-bottom/veriroot
 	qemu/verify-units units/*.service
 
 # The harness's failure report: a broken preparation ends in FAIL lines
@@ -96,7 +98,7 @@ fuzz-smoke: deps
 fuzz: deps
 	fuzz/run $$(( $(FUZZ_MINUTES) * 60 )) $(FUZZ_TARGETS)
 
-test: deps lint unit fuzz-smoke check-report scenarios
+test: deps lint unit fuzz-smoke check-report check-deb scenarios
 
 demo: build
 	qemu/demo
@@ -109,14 +111,17 @@ bench: build
 
 # The full binary, the initrd build (for the dracut module, which
 # installs it in the initramfs as /usr/bin/veriroot), the initrd unit
-# (inert outside an initrd) and the dracut module, where Debian's and
-# Fedora's systemd and dracut look for them; the man page, the README and
+# (inert outside an initrd), the dracut module and the initramfs-tools hook
+# and boot script, where Debian's and Fedora's systemd, dracut and
+# initramfs-tools look for them; the man page, the README and
 # docs/ (links between them keep working) and the licences. INSTALLED is
 # what `make uninstall` removes.
 INSTALLED := $(PREFIX)/bin/veriroot \
 	$(PREFIX)/lib/veriroot/veriroot-initrd \
 	$(PREFIX)/lib/systemd/system/veriroot-setup-root.service \
 	$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh \
+	$(PREFIX)/share/initramfs-tools/hooks/veriroot \
+	$(PREFIX)/share/initramfs-tools/scripts/local-bottom/veriroot \
 	$(PREFIX)/share/man/man8/veriroot.8 \
 	$(addprefix $(DOCDIR)/,README.md LICENSE-MIT LICENSE-APACHE) \
 	$(addprefix $(DOCDIR)/,$(wildcard docs/*.md))
@@ -125,6 +130,8 @@ install: $(BIN) $(INITRD_BIN)
 	install -D -m 0755 $(INITRD_BIN) $(DESTDIR)$(PREFIX)/lib/veriroot/veriroot-initrd
 	install -D -m 0644 units/veriroot-setup-root.service $(DESTDIR)$(PREFIX)/lib/systemd/system/veriroot-setup-root.service
 	install -D -m 0755 dracut/50veriroot/module-setup.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50veriroot/module-setup.sh
+	install -D -m 0755 initramfs-tools/hooks/veriroot $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/veriroot
+	install -D -m 0755 initramfs-tools/scripts/local-bottom/veriroot $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/local-bottom/veriroot
 	install -D -m 0644 man/veriroot.8 $(DESTDIR)$(PREFIX)/share/man/man8/veriroot.8
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR) README.md LICENSE-MIT LICENSE-APACHE
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR)/docs $(wildcard docs/*.md)
@@ -134,6 +141,17 @@ install: $(BIN) $(INITRD_BIN)
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	-rmdir $(DESTDIR)$(PREFIX)/lib/veriroot $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50veriroot $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# The Debian packages (packaging/build-deb: dpkg-deb on a `make install
+# DESTDIR=` tree), one per architecture the static binaries are built for.
+DEB_ARCHES := amd64 arm64
+deb: build
+	@for a in $(DEB_ARCHES); do packaging/build-deb $$a target/deb || exit 1; done
+
+# The packages built and checked: lintian clean (errors and warnings; the
+# overrides kept are in docs/install.md), contents, the initramfs trigger.
+check-deb: build
+	packaging/check-deb target/deb $(DEB_ARCHES)
 
 # `make install` rebuilds what it installs (cargo knows what is stale); a
 # BIN or INITRD_BIN given on the command line is installed as it is.

@@ -33,8 +33,27 @@ depends() {
     return 0
 }
 
+# The dracut modules of composefs-rs (composefs-setup-root.service) and
+# bootc (bootc-root-setup.service): their units mount the root on the same
+# karg at the same point of the boot as veriroot's, so an initramfs with
+# both would have two units racing to replace /sysroot. Exactly one may
+# mount the root: refuse to build such an initramfs, naming the fix.
+# (In installkernel, whose failure is fatal to dracut; install's is not.)
+OTHER_ROOT_MODULES='composefs bootc'
+veriroot_refuse_other_root_modules() {
+    local m
+    for m in $OTHER_ROOT_MODULES; do
+        if dracut_module_included "$m"; then
+            derror "veriroot: refusing to build an initramfs with both veriroot and the '$m' dracut module: both would mount the composefs root; omit one (dracut --omit $m, or --omit veriroot, or add omit_dracutmodules+=\" $m \" to /etc/dracut.conf.d/)"
+            return 1
+        fi
+    done
+    return 0
+}
+
 # called by dracut
 installkernel() {
+    veriroot_refuse_other_root_modules || return 1
     instmods erofs overlay loop
     # The TPM drivers, so the measurement does not depend on host-only
     # detection (built in on most x86 kernels, modules on arm64).
@@ -59,6 +78,9 @@ installkernel() {
 # called by dracut
 install() {
     local bin
+    # With --no-kernel installkernel is not called: at least install no
+    # second root-mounting unit (dracut goes on without it).
+    veriroot_refuse_other_root_modules || return 1
     bin=$(veriroot_binary) || return 1
     inst_binary "$bin" /usr/bin/veriroot
     inst_simple "$systemdsystemunitdir/veriroot-setup-root.service"

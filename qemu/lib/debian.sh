@@ -28,6 +28,13 @@
 #                                        (debian-boot and forky-boot, ...)
 #
 DEBIAN_SUITE=${DEBIAN_SUITE:-trixie}
+# The tree's name (its tarball's and work folder's prefix): another tree of
+# the same suite (qemu/lib/initramfs-tools.sh) must neither share nor
+# delete this one's cached tarball.
+DEBIAN_TREE=${DEBIAN_TREE:-$DEBIAN_SUITE}
+# What builds the initramfs in the tree: dracut, or initramfs-tools
+# (qemu/lib/initramfs-tools.sh): the package's trigger is checked with it.
+DEBIAN_INITRAMFS=${DEBIAN_INITRAMFS:-dracut}
 # What differs between the suites: the packages of the tree (the key of
 # its cached tarball) and where systemd-pcrlock is.
 case $DEBIAN_SUITE in
@@ -75,7 +82,7 @@ DEBIAN_VARIANTS=(default etc-transient)
 # what they link (sys): dracut --install does not resolve libraries' needs.
 DEBIAN_INITRD_LIBS=$(printf '/usr/lib/x86_64-linux-gnu/libtss2-%s ' esys.so.0 rc.so.0 mu.so.0 tcti-device.so.0 sys.so.1)
 DEBIAN_CACHE=$VERIROOT_CACHE/debian
-DEBIAN_WORK=$WORK/debian/$DEBIAN_SUITE
+DEBIAN_WORK=$WORK/debian/$DEBIAN_TREE
 DEBIAN_BOOT_TIMEOUT=${DEBIAN_BOOT_TIMEOUT:-600}
 DEBIAN_ROOT_LABEL='vt-root'
 # After vm_boot's own (-m 1024 -smp 1): QEMU takes the last one.
@@ -117,7 +124,7 @@ _debian_tarball_path() {
 	local key
 	key=$(printf '%s\n' "$DEBIAN_SUITE" "${DEBIAN_PACKAGES[@]}" "${DEBIAN_MMDEBSTRAP_OPTS[@]}" |
 		sha256sum | cut -c1-16)
-	DEBIAN_TARBALL=$DEBIAN_CACHE/$DEBIAN_SUITE-$key.tar
+	DEBIAN_TARBALL=$DEBIAN_CACHE/$DEBIAN_TREE-$key.tar
 }
 
 # _debian_tarball_build: mmdebstrap into DEBIAN_TARBALL (atomically).
@@ -136,7 +143,7 @@ _debian_tarball_build() {
 		return 1
 	fi
 	# Trees of another package list are not needed any more.
-	find "$DEBIAN_CACHE" -maxdepth 1 -name "$DEBIAN_SUITE-*.tar*" ! -name "${DEBIAN_TARBALL##*/}*" -delete
+	find "$DEBIAN_CACHE" -maxdepth 1 -name "$DEBIAN_TREE-*.tar*" ! -name "${DEBIAN_TARBALL##*/}*" -delete
 	mv "$tmp" "$DEBIAN_TARBALL"
 }
 
@@ -157,10 +164,50 @@ _debian_chroot() {
 	' _debian_chroot "$@"
 }
 
-# _debian_customize TREE: the project's install, and the test's additions.
+# _debian_install_package TREE: veriroot goes in as a user's would, from
+# its Debian package (`make deb`'s packaging/build-deb) with the tree's
+# apt, offline (no dependencies to fetch: the tree has dracut). The
+# package's update-initramfs trigger must make the tree's dracut rebuild
+# /boot/initrd.img-<kver> with veriroot's module in it (then removed: the
+# initramfs the boots use is built by _debian_dracut). An empty one is put
+# there first, as on an installed system: forky's dracut answers the
+# trigger with `update-initramfs -u`, which only updates initramfs images
+# that exist (trixie's rebuilds the newest kernel's anyway). The tree's dpkg
+# excludes /usr/share/man and /usr/share/doc (DEBIAN_MMDEBSTRAP_OPTS):
+# veriroot's man page and docs are let in, as on a full system.
+_debian_install_package() {
+	local tree=$1 deb log=$1/../apt-install.log kver
+	kver=$(ls "$tree/usr/lib/modules")
+	deb=$("$VERIROOT_DIR/packaging/build-deb" amd64 "${tree%/tree}/deb") || return 1
+	cp "$deb" "$tree/var/tmp/" && : >"$tree/boot/initrd.img-$kver" || return 1
+	printf '%s\n' '# veriroot system test: the man page and docs of veriroot' \
+		path-include=/usr/share/man/man8 path-include=/usr/share/man/man8/veriroot.8.gz \
+		'path-include=/usr/share/doc/veriroot*' >"$tree/etc/dpkg/dpkg.cfg.d/zz-veriroot-test" || return 1
+	if ! _debian_chroot "$tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		"/var/tmp/${deb##*/}" >"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	rm -f "$tree/var/tmp/${deb##*/}"
+	grep -q "^Processing triggers for $DEBIAN_INITRAMFS " "$log" || {
+		echo "debian: installing ${deb##*/} did not trigger $DEBIAN_INITRAMFS (see $log)" >&2
+		return 1
+	}
+	local lister=lsinitrd
+	[ "$DEBIAN_INITRAMFS" = dracut ] || lister=lsinitramfs
+	_debian_chroot "$tree" "$lister" "/boot/initrd.img-$kver" >"$log.lsinitrd" 2>&1 || return 1
+	grep -Eq '(^| )usr/bin/veriroot$' "$log.lsinitrd" || {
+		echo "debian: the initramfs the package's trigger rebuilt lacks veriroot (see $log.lsinitrd)" >&2
+		return 1
+	}
+	rm -f "$tree"/boot/initrd.img-* "$tree/etc/dpkg/dpkg.cfg.d/zz-veriroot-test"
+	log "debian: installed ${deb##*/} with apt; its trigger rebuilt the initramfs ($DEBIAN_INITRAMFS) with veriroot in it"
+}
+
+# _debian_customize TREE: the project's package, and the test's additions.
 _debian_customize() {
 	local tree=$1 inc=$1/var/tmp/vt-initrd
-	make -s -C "$VERIROOT_DIR" install DESTDIR="$tree" >&2 &&
+	_debian_install_package "$tree" &&
 		mkdir -p "$tree/sysroot" "$tree/etc/systemd/system/multi-user.target.wants" \
 			"$inc/etc/systemd/system/emergency.target.wants" &&
 		printf 'veriroot-debian\n' >"$tree/etc/hostname" &&
@@ -244,6 +291,47 @@ _debian_dracut() {
 		return 1
 	mv "$tree$img" "$out"
 	_debian_check_initramfs "$out.lsinitrd" "$conf" "$out.modules-load" "$tree" "$kver"
+}
+
+# _debian_check_coexistence TREE KVER DIR: composefs-rs's dracut module
+# (37composefs, whose unit composefs-setup-root.service mounts the root on
+# the same karg at the same point) installed beside veriroot's: dracut must
+# refuse to build an initramfs with both, naming the fix, and write none.
+# A stand-in with that module's name and unit name (the real module ships
+# only in composefs-rs's examples, not in a package): what veriroot's
+# module reacts to is the name. Not booted: the refusal is at build time.
+_debian_check_coexistence() {
+	local tree=$1 kver=$2 dir=$3 mod=$1/usr/lib/dracut/modules.d/37composefs img=/var/tmp/vt-both.img
+	local log=$3/coexistence.dracut.log
+	mkdir -p "$mod" || return 1
+	cat >"$mod/module-setup.sh" <<-'MODULE' || return 1
+		#!/bin/bash
+		# Stand-in for composefs-rs's 37composefs (qemu/lib/debian.sh).
+		check() { return 0; }
+		depends() { return 0; }
+		install() {
+		    inst_simple "$moddir/composefs-setup-root.service" "$systemdsystemunitdir/composefs-setup-root.service"
+		}
+	MODULE
+	printf '[Unit]\nDescription=stand-in\n[Service]\nType=oneshot\nExecStart=/bin/true\n' \
+		>"$mod/composefs-setup-root.service" || return 1
+	if _debian_chroot "$tree" dracut --no-hostonly --force --kver "$kver" --add 'veriroot composefs' \
+		"$img" >"$log" 2>&1; then
+		rm -rf "$mod" "$tree$img"
+		echo "debian: dracut built an initramfs with both veriroot's and composefs-rs's module (see $log)" >&2
+		return 1
+	fi
+	rm -rf "$mod"
+	if [ -e "$tree$img" ]; then
+		rm -f "$tree$img"
+		echo "debian: dracut failed but left $img with both modules (see $log)" >&2
+		return 1
+	fi
+	grep -q "veriroot: refusing to build an initramfs with both veriroot and the 'composefs' dracut module: .*dracut --omit composefs" "$log" || {
+		echo "debian: dracut refused, but not with veriroot's message (see $log)" >&2
+		return 1
+	}
+	log "debian: dracut refused an initramfs with composefs-rs's module beside veriroot's: $(grep -o 'veriroot: refusing.*' "$log" | head -n 1)"
 }
 
 # _debian_module_size TREE KVER DIR: what veriroot's dracut module adds to
@@ -362,6 +450,7 @@ _debian_build_into() {
 			"$dir/initramfs-$variant.img" || return 1
 	done
 	_debian_time dracut-without "$t" _debian_module_size "$tree" "$kver" "$dir" || return 1
+	_debian_time dracut-coexistence "$t" _debian_check_coexistence "$tree" "$kver" "$dir" || return 1
 	rm -rf "$tree/var/tmp/vt-initrd"
 	local left
 	left=$(find "$tree/var/tmp" "$tree/tmp" -mindepth 1 -maxdepth 1 -printf '%p ')
@@ -385,6 +474,7 @@ _debian_key() {
 		printf '%s\n' "${DEBIAN_TARBALL##*/}" "${DEBIAN_VARIANTS[@]}"
 		cat "$VERIROOT_BIN" "$VERIROOT_FULL_BIN" "$VERIROOT_DIR/units/veriroot-setup-root.service" \
 			"$VERIROOT_DIR/dracut/50veriroot/module-setup.sh" "$VERIROOT_DIR/Makefile" \
+			"$VERIROOT_DIR/packaging/build-deb" "$VERIROOT_DIR"/packaging/debian/* \
 			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/debian-emergency" \
 			"$QEMU_DIR/guest/tpm-dump" "$QEMU_DIR/guest/debian-initrd-pcrs" "${BASH_SOURCE[0]}"
 	} | sha256sum | cut -c1-16
@@ -617,7 +707,7 @@ debian_machine_id() {
 # file survive a reboot.
 debian_test_boot() {
 	local id
-	debian_pass default "" "no-failed root etcvar journal early-modules tpm pcrlock persist-write analyze" \
+	debian_pass default "" "no-failed root etcvar journal early-modules tpm pcrlock persist-write package analyze" \
 		'veriroot: mounted sha512:[0-9a-f]{128}' || return 1
 	expect_tpm "$(host_veriroot predict --digest "$DIGEST" --json)" || return 1
 	id=$(debian_machine_id)

@@ -17,6 +17,8 @@
 #   aarch64  qemu-system-aarch64 -M virt, console ttyAMA0, TPM as
 #            tpm-tis-device (MMIO, in the device tree)
 # Kernel command line: ARGS then "console=<console> panic=-1 oops=panic".
+#   VM_PANIC_ARG='' leaves panic=-1 out (initramfs-tools reads it too: with
+#   it, its panic reboots at once instead of running its panic scripts).
 # --disk: raw virtio-blk, in order (/dev/vda, /dev/vdb, ...).
 # --uefi CODE: boot firmware instead of a kernel (no --kernel/--initrd/
 #   --append): OVMF's CODE read-only and a writable VARS copy as pflash, on
@@ -202,7 +204,7 @@ _vm_qemu_cmd() {
 			-drive "file=${_vm_esp_fat:+fat:rw:}$_vm_esp,format=raw,media=disk")
 	else
 		_vm_cmd+=(-kernel "$_vm_kernel" -initrd "$_vm_initrd"
-			-append "${_vm_append:+$_vm_append }console=$VM_CONSOLE panic=-1 oops=panic")
+			-append "${_vm_append:+$_vm_append }console=$VM_CONSOLE ${VM_PANIC_ARG-panic=-1 }oops=panic")
 	fi
 	for i in "${!_vm_disks[@]}"; do
 		if [ "$i" = 0 ] && [ -n "$_vm_blkdebug" ]; then
