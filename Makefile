@@ -34,7 +34,7 @@ SCENARIO_GUESTS := x86_64,aarch64,x86_64/current
 JOBS ?= $(shell nproc)
 
 # The fuzz targets (fuzz/fuzz_targets/, one per parser of untrusted bytes).
-FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json \
+FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json signature \
 	tpm_response uki superblock modules_dep digest
 FUZZ_MINUTES ?= 10
 FUZZ_SMOKE_SECONDS ?= 10
