@@ -196,3 +196,70 @@ fn required_without_keys_and_a_broken_key_file_are_refused_up_front() {
     // Off does not even read the directory.
     assert!(Trust::load(SignaturePolicy::Off, &s.keys()).is_ok());
 }
+
+/// `veriroot check --keys`: each state of the signature on one line, with
+/// the key or the fix.
+#[test]
+fn check_reports_the_signature_state() {
+    let s = Setup::new();
+    let repo = s.p("sysroot/composefs");
+    fs::create_dir_all(repo.join("objects/12")).unwrap();
+    fs::create_dir_all(repo.join("images")).unwrap();
+    fs::write(
+        repo.join("meta.json"),
+        r#"{"version":1,"algorithm":"fsverity-sha256-12"}"#,
+    )
+    .unwrap();
+    fs::write(repo.join("objects/12/3456"), b"x").unwrap();
+    symlink("../objects/12/3456", repo.join("images").join(A)).unwrap();
+    let check = |keys: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_veriroot"))
+            .arg("check")
+            .arg("--sysroot")
+            .arg(s.p("sysroot"))
+            .args(["--cmdline", &format!("composefs=?{A}")])
+            .arg("--keys")
+            .arg(keys)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .find(|l| l.contains(".sig"))
+            .unwrap_or_else(|| panic!("no signature line in:\n{text}"))
+            .to_owned()
+    };
+    let pair = s.keypair("good", true);
+    let line = check(&s.keys());
+    assert!(
+        line.starts_with("ok   ") && line.contains(".sig absent"),
+        "{line}"
+    );
+    assert!(line.contains("fsverity sign IMAGE"), "{line}");
+    s.sign(&pair);
+    let id = Trust::load(SignaturePolicy::Required, &s.keys())
+        .unwrap()
+        .keys[0]
+        .id;
+    let line = check(&s.keys());
+    assert!(
+        line.starts_with("ok   ")
+            && line.contains(&format!(
+                "valid, signed by trusted key sha256:{id} (ECDSA P-256"
+            )),
+        "{line}"
+    );
+    let line = check(&s.p("nokeys"));
+    assert!(
+        line.starts_with("FAIL ") && line.contains("give --keys DIR"),
+        "{line}"
+    );
+    let stranger = s.keypair("stranger", false);
+    s.sign(&stranger);
+    let line = check(&s.keys());
+    assert!(
+        line.starts_with("FAIL ")
+            && line.contains("no trusted key verifies it")
+            && line.contains("would be refused"),
+        "{line}"
+    );
+}

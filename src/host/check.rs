@@ -252,7 +252,7 @@ fn check_signature(
     let path = repo.signature_path(&image_ref.digest);
     match repo.read_signature(&image_ref.digest) {
         Ok(None) => report.ok(format!(
-            "{} absent: the image boots only with [trust] signatures = \"off\" or              \"if-present\" (sign it with `fsverity sign IMAGE {} --key=KEY.pem              --cert=CERT.pem` for \"required\")",
+            "{} absent: the image boots only with [trust] signatures = \"off\" or \"if-present\" (sign it with `fsverity sign IMAGE {} --key=KEY.pem --cert=CERT.pem` for \"required\")",
             path.display(),
             path.display()
         )),
@@ -266,12 +266,12 @@ fn check_signature(
                 key.source.display()
             )),
             Err(SignatureError::NoKeys) => report.fail(format!(
-                "{}: present, but {} holds no trusted key (*.pem, *.der) to check it                  with; give --keys DIR with the initrd's keys",
+                "{}: present, but {} holds no trusted key (*.pem, *.der) to check it with; give --keys DIR with the initrd's keys",
                 path.display(),
                 keys.display()
             )),
             Err(e) => report.fail(format!(
-                "{}: {e}; a boot with [trust] signatures = \"required\" or \"if-present\"                  would be refused: sign this image's digest with a key in {}, or remove                  the file",
+                "{}: {e}; a boot with [trust] signatures = \"required\" or \"if-present\" would be refused: sign this image's digest with a key in {}, or remove the file",
                 path.display(),
                 keys.display()
             )),
