@@ -24,6 +24,9 @@ pub const OID_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x
 pub const OID_CONTENT_TYPE: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03];
 pub const OID_MESSAGE_DIGEST: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x04];
 
+/// At most this many carried certificates are kept (for messages only).
+pub const CARRIED_MAX: usize = 4;
+
 /// One signer's part of a SignedData.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerInfo<'a> {
@@ -81,8 +84,12 @@ pub fn parse(bytes: &[u8]) -> Result<SignedData<'_>, ParseError> {
             let cert = certs.any()?;
             // Not a certificate veriroot can read (an attribute
             // certificate, ...): only messages lose detail.
+            // A few are enough to name the signer in a message; a 64 KiB
+            // file of tiny "certificates" must not become a 3000-key line.
             if let Ok(spki) = keys::spki_of(cert.raw) {
-                carried_keys.push(spki);
+                if carried_keys.len() < CARRIED_MAX {
+                    carried_keys.push(spki);
+                }
             }
         }
     }
