@@ -21,12 +21,14 @@ PREFIX ?= /usr
 DESTDIR ?=
 # The docs the unit's Documentation= names, with the licences.
 DOCDIR ?= $(PREFIX)/share/doc/veriroot
-# Size limits (stripped, static): the full build 1 MiB, the initrd build
+# Size limits (stripped, static): the full build 1,120 KiB, the initrd build
 # MAX_INITRD_SIZE (docs/benchmarks.md, "Size": the 512 KiB of issue 19 is
 # not reached on stable Rust: a std hello world with the same profile is
 # already 385,592 bytes, most of it the panic handler's backtrace code).
-MAX_SIZE := 1048576
-MAX_INITRD_SIZE := 851968
+# Both rose with signed image digests (issue 15: RSA, ECDSA P-256/P-384,
+# the PKCS#7 reader, +139 KB on x86_64's initrd build) from 1 MiB / 832 KiB.
+MAX_SIZE := 1146880
+MAX_INITRD_SIZE := 966656
 # The VM scenarios of every guest, in one report (qemu/run-scenarios):
 # x86_64 and aarch64 with Debian's stable kernel (6.12), x86_64 with the
 # current one (7.x; the scenarios marked "# kernels: ... current").
@@ -35,7 +37,7 @@ SCENARIO_GUESTS := x86_64,aarch64,x86_64/current
 JOBS ?= $(shell nproc)
 
 # The fuzz targets (fuzz/fuzz_targets/, one per parser of untrusted bytes).
-FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json \
+FUZZ_TARGETS := cmdline config meta_json sysext_release image_list eventlog json signature \
 	tpm_response uki superblock modules_dep digest
 FUZZ_MINUTES ?= 10
 FUZZ_SMOKE_SECONDS ?= 10

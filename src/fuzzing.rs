@@ -29,7 +29,7 @@ use crate::tpm::marshal;
 pub type Target = fn(&[u8]);
 
 /// Every target by name (fuzz/fuzz_targets/NAME.rs, fuzz/corpus/NAME/).
-pub const TARGETS: [(&str, Target); 12] = [
+pub const TARGETS: [(&str, Target); 13] = [
     ("cmdline", cmdline),
     ("config", config),
     ("meta_json", meta_json),
@@ -42,6 +42,7 @@ pub const TARGETS: [(&str, Target); 12] = [
     ("superblock", superblock),
     ("modules_dep", modules_dep),
     ("digest", digest),
+    ("signature", signature),
 ];
 
 /// Input as text: parsers of text files get the bytes as the boot path
@@ -277,6 +278,32 @@ pub fn digest(data: &[u8]) {
     let _ = Algorithm::from_repository_name(text);
 }
 
+/// A signature file and a trusted key file, both the same bytes: the
+/// PKCS#7 SignedData reader with its signed attributes, the certificate /
+/// SubjectPublicKeyInfo reader, PEM and base64, and the verification up to
+/// the keys (none: every step before the public-key operation runs).
+pub fn signature(data: &[u8]) {
+    use crate::signature::{self, keys, pkcs7};
+    if let Ok(sd) = pkcs7::parse(data) {
+        for s in &sd.signers {
+            assert!(s.signature.len() < data.len());
+            if let Some(raw) = s.signed_attrs {
+                let _ = pkcs7::signed_attrs(raw);
+            }
+        }
+        for spki in &sd.carried_keys {
+            let _ = keys::parse_spki(spki);
+        }
+    }
+    for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+        let d = Digest::new(alg, &vec![0x5a; alg.digest_len()]).expect("a digest of its length");
+        assert!(signature::verify(data, &d, &[]).is_err());
+    }
+    if let Ok(key) = keys::parse_key_file(Path::new("fuzz.pem"), data) {
+        assert_eq!(key.id.to_string().len(), 64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +353,11 @@ mod tests {
                 (info.fstype, info.label.as_str()),
                 (name.as_str(), "vt-root")
             );
+        }
+        for (name, data) in seeds("signature") {
+            let parsed = crate::signature::pkcs7::parse(&data).is_ok();
+            let key = crate::signature::keys::parse_key_file(Path::new(&name), &data).is_ok();
+            assert!(parsed || key, "{name}");
         }
         for (name, data) in seeds("meta_json") {
             Meta::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -45,6 +45,7 @@ pub(crate) mod host;
 pub(crate) mod kernel;
 pub(crate) mod logger;
 pub mod measure;
+pub(crate) mod signature;
 pub(crate) mod sysext;
 pub(crate) mod text;
 pub mod tpm;

@@ -228,3 +228,49 @@ fn a_tpm_that_dies_refuses_the_boot_under_auto() {
     let e = measurer.measure(&events::failure_event(15)).unwrap_err();
     assert!(e.to_string().starts_with("measuring into the TPM: "), "{e}");
 }
+
+#[test]
+fn signature_refusals_cap_the_pcrs_and_mount_nothing() {
+    use veriroot::boot::config::SignaturePolicy;
+    let sysroot = tempfile::tempdir().unwrap();
+    let repo = sysroot.path().join("composefs");
+    std::fs::create_dir_all(repo.join("objects/12")).unwrap();
+    std::fs::create_dir_all(repo.join("images")).unwrap();
+    std::fs::create_dir_all(repo.join("signatures")).unwrap();
+    std::fs::write(
+        repo.join("meta.json"),
+        r#"{"version":1,"algorithm":"fsverity-sha256-12"}"#,
+    )
+    .unwrap();
+    std::fs::write(repo.join("objects/12/3456"), b"not an erofs image").unwrap();
+    std::os::unix::fs::symlink("../objects/12/3456", repo.join("images").join(HEX)).unwrap();
+    // `?` under required: refused before the signature is even read.
+    let boot = Boot::new();
+    std::fs::create_dir_all(&boot.paths.keys).unwrap();
+    std::fs::write(boot.paths.keys.join("none.txt"), "no key").unwrap();
+    let required = Config {
+        signatures: SignaturePolicy::Required,
+        ..Config::default()
+    };
+    let e = boot.setup_root(&required, sysroot.path(), &format!("composefs=?{HEX}"));
+    // No *.pem/*.der in the keys directory: refused naming it.
+    assert!(e.to_string().contains("holds no *.pem or *.der key"), "{e}");
+    boot.assert_capped(15);
+    boot.assert_nothing_mounted(sysroot.path());
+    // if-present, a signature file that is not one: refused, capped.
+    let boot = Boot::new();
+    std::fs::write(repo.join(format!("signatures/{HEX}.sig")), b"\x30\x03junk").unwrap();
+    let if_present = Config {
+        signatures: SignaturePolicy::IfPresent,
+        ..Config::default()
+    };
+    let e = boot.setup_root(&if_present, sysroot.path(), &format!("composefs=?{HEX}"));
+    assert!(
+        e.to_string().contains(&format!(
+            "signatures/{HEX}.sig: not a DER PKCS#7 SignedData"
+        )),
+        "{e}"
+    );
+    boot.assert_capped(15);
+    boot.assert_nothing_mounted(sysroot.path());
+}

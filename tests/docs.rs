@@ -247,6 +247,9 @@ fn predicted_boots(dir: &Path) -> Vec<(u32, String)> {
         vec!["--digest", H256, "--config", transient_root],
         vec!["--digest", H256, "--sysext", &tools],
         vec!["--digest", &h512, "--sysext", &tools512],
+        // A signed image: the signer's key, from a certificate (no private
+        // key is committed; any certificate does).
+        vec!["--digest", H256, "--signer", "tests/fixtures/signer.pem"],
         vec!["--failure"],
         vec!["--failure", "--sysext", &tools],
     ];
@@ -533,6 +536,7 @@ fn sample_value(key: &str) -> &'static str {
         "mount" => "\"bind\"",
         "candidates" => "\"ordered\"",
         "on-failure" => "\"reboot\"",
+        "signatures" => "\"if-present\"",
         other => panic!("no sample value for the documented key '{other}': add one here"),
     }
 }

@@ -88,5 +88,12 @@ install() {
     # veriroot's own configuration, and composefs-setup-root's (read too).
     [[ -e /etc/veriroot/veriroot.conf ]] && inst_simple /etc/veriroot/veriroot.conf
     [[ -e /usr/lib/composefs/setup-root-conf.toml ]] && inst_simple /usr/lib/composefs/setup-root-conf.toml
+    # The keys [trust] signatures trusts (docs/formats.md, "Signed images"):
+    # what veriroot reads there, *.pem and *.der; certificates only, never
+    # a private key (veriroot refuses a PEM private key by name).
+    local key
+    for key in /etc/veriroot/keys/*.pem /etc/veriroot/keys/*.der; do
+        [[ -f $key ]] && inst_simple "$key"
+    done
     return 0
 }

@@ -397,6 +397,41 @@ with_config() {
 		--add "$SCENARIO_DIR/config:$dest" >&2
 }
 
+# with_trust TEXT KEYFILE...: like with_config TEXT (veriroot.conf), with
+# each KEYFILE in the initrd's /etc/veriroot/keys/ under its own name: the
+# trusted keys of [trust] signatures (docs/formats.md, "Signed images").
+with_trust() {
+	local text=$1 key
+	shift
+	printf '%s' "$text" >"$SCENARIO_DIR/config"
+	local -a adds=(--add "$SCENARIO_DIR/config:/etc/veriroot/veriroot.conf")
+	for key in "$@"; do
+		adds+=(--add "$key:/etc/veriroot/keys/${key##*/}")
+	done
+	INITRD_VERIROOT=$SCENARIO_DIR/initrd-veriroot.img
+	initrd_build "$INITRD_VERIROOT" "$VERIROOT_BIN" --modules "$MODULES" "${adds[@]}" >&2
+}
+
+# signing_key DIR NAME SPEC: a self-signed certificate DIR/NAME.pem and its
+# key DIR/NAME.key, made by openssl (SPEC: rsa:2048, ec:P-256, ...).
+signing_key() {
+	local dir=$1 name=$2 spec=$3
+	local -a newkey=(-newkey "$spec")
+	[[ $spec == ec:* ]] && newkey=(-newkey ec -pkeyopt "ec_paramgen_curve:${spec#ec:}")
+	openssl req -x509 -nodes -days 3650 -subj "/CN=veriroot-$name" "${newkey[@]}" \
+		-keyout "$dir/$name.key" -out "$dir/$name.pem" 2>/dev/null
+}
+
+# sign_image DIGEST NAME [OUT]: `fsverity sign` of images/DIGEST in the
+# repository with $SCENARIO_DIR/NAME.{key,pem}, into OUT (default the
+# repository's signatures/DIGEST.sig, where veriroot looks for it).
+sign_image() {
+	local digest=$1 name=$2 out=${3:-$REPO/signatures/$1.sig}
+	mkdir -p "${out%/*}"
+	fsverity sign "$REPO/images/$digest" "$out" --hash-alg="$ALGORITHM" \
+		--key="$SCENARIO_DIR/$name.key" --cert="$SCENARIO_DIR/$name.pem" >/dev/null
+}
+
 # host_veriroot ARGS: veriroot built for the host, run on the host.
 host_veriroot() { "$HOST_VERIROOT_BIN" "$@"; }
 

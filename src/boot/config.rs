@@ -17,6 +17,8 @@ use crate::boot::on_failure::Action;
 use crate::boot::paths::HostPaths;
 
 pub const DEFAULT_PATH: &str = "/etc/veriroot/veriroot.conf";
+/// The trusted signing keys (`[trust] signatures`).
+pub const KEYS_DIR: &str = "/etc/veriroot/keys";
 pub const SETUP_ROOT_PATH: &str = "/usr/lib/composefs/setup-root-conf.toml";
 
 /// What to do about the TPM.
@@ -40,6 +42,18 @@ pub enum Candidates {
     Ordered,
 }
 
+/// `[trust] signatures`: whether images must be signed (docs/formats.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignaturePolicy {
+    /// Signatures are not looked at: the command line alone names the
+    /// image (a signed UKI's is enough).
+    Off,
+    /// A signature that is there must verify; none is accepted.
+    IfPresent,
+    /// Every image and extension needs a valid signature by a trusted key.
+    Required,
+}
+
 /// The PCR veriroot extends unless configured otherwise (docs/pcr.md).
 pub const DEFAULT_PCR: u32 = 15;
 
@@ -51,6 +65,8 @@ pub struct Config {
     pub mounts: MountModes,
     /// `[boot] on-failure`; `veriroot.on-failure=` wins over it.
     pub on_failure: Option<Action>,
+    /// `[trust] signatures`.
+    pub signatures: SignaturePolicy,
 }
 
 impl Default for Config {
@@ -61,6 +77,7 @@ impl Default for Config {
             candidates: Candidates::First,
             mounts: MountModes::default(),
             on_failure: None,
+            signatures: SignaturePolicy::Off,
         }
     }
 }
@@ -356,6 +373,14 @@ impl Config {
                         bad("\"emergency\", \"poweroff\", \"reboot\" or \"halt\"")
                     })?)
                 }
+                ("trust", "signatures", Value::Str(s)) if ours => {
+                    self.signatures = match s.as_str() {
+                        "off" => SignaturePolicy::Off,
+                        "if-present" => SignaturePolicy::IfPresent,
+                        "required" => SignaturePolicy::Required,
+                        _ => return Err(bad("\"required\", \"if-present\" or \"off\"")),
+                    }
+                }
                 ("root", "transient", Value::Bool(b)) => self.mounts.root_transient = *b,
                 ("etc" | "var", "mount", Value::Str(s)) => {
                     let m = StateMount::from_name(s)
@@ -371,7 +396,11 @@ impl Config {
                 ("etc" | "var", "transient", Value::Bool(b)) => {
                     shorthand[dir.unwrap_or(0)] = Some(*b)
                 }
-                ("tpm", "policy" | "pcr", _) | ("boot", "candidates" | "on-failure", _) if ours => {
+                ("tpm", "policy" | "pcr", _)
+                | ("boot", "candidates" | "on-failure", _)
+                | ("trust", "signatures", _)
+                    if ours =>
+                {
                     return Err(bad("another type"))
                 }
                 ("root", "transient", _) | ("etc" | "var", "mount" | "transient", _) => {
@@ -420,6 +449,39 @@ mod tests {
             assert_eq!(e.line, 2, "{bad}");
             assert!(e.to_string().contains("boot.on-failure"), "{e}");
         }
+    }
+
+    #[test]
+    fn trust_signatures_takes_three_values_and_defaults_to_off() {
+        assert_eq!(parse("").unwrap().signatures, SignaturePolicy::Off);
+        for (v, p) in [
+            ("required", SignaturePolicy::Required),
+            ("if-present", SignaturePolicy::IfPresent),
+            ("off", SignaturePolicy::Off),
+        ] {
+            let c = parse(&format!("[trust]\nsignatures = \"{v}\"\n")).unwrap();
+            assert_eq!(c.signatures, p);
+        }
+        let e = parse("[trust]\nsignatures = \"yes\"\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.to_string()
+                .contains("\"required\", \"if-present\" or \"off\""),
+            "{e}"
+        );
+        assert!(parse("[trust]\nsignatures = true\n").is_err());
+        // composefs-setup-root's file cannot turn signatures off or on.
+        let e = Config::default()
+            .apply(
+                Path::new(SETUP_ROOT_PATH),
+                "[trust]\nsignatures = \"off\"\n",
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("unknown setting trust.signatures"),
+            "{e}"
+        );
     }
 
     #[test]

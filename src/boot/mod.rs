@@ -31,6 +31,7 @@ pub mod refusal_record;
 pub mod repository;
 pub mod setup;
 pub mod setup_root;
+pub mod signatures;
 pub mod state;
 pub mod sysext_images;
 pub mod watchdog;

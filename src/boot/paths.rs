@@ -17,6 +17,8 @@ pub struct HostPaths {
     pub setup_root_config: PathBuf,
     /// veriroot's configuration, which wins (`/etc/veriroot/veriroot.conf`).
     pub config: PathBuf,
+    /// Trusted signing keys (`/etc/veriroot/keys`, `[trust] signatures`).
+    pub keys: PathBuf,
     /// TPM character devices, the first that exists is used.
     pub tpm_devices: Vec<PathBuf>,
     /// systemd's userspace measurement log.
@@ -36,6 +38,7 @@ impl HostPaths {
             cmdline: "/proc/cmdline".into(),
             setup_root_config: config::SETUP_ROOT_PATH.into(),
             config: config::DEFAULT_PATH.into(),
+            keys: config::KEYS_DIR.into(),
             tpm_devices: DEVICE_PATHS.iter().map(PathBuf::from).collect(),
             // `$SYSTEMD_MEASURE_LOG_USERSPACE` moves it, as it moves systemd's.
             measure_log: eventlog::log_path(),
@@ -53,6 +56,7 @@ impl HostPaths {
             cmdline: re(&system.cmdline),
             setup_root_config: re(&system.setup_root_config),
             config: re(&system.config),
+            keys: re(&system.keys),
             tpm_devices: system.tpm_devices.iter().map(|p| re(p)).collect(),
             measure_log: re(&system.measure_log),
             run_dir: re(&system.run_dir),
@@ -73,6 +77,7 @@ mod tests {
             &p.cmdline,
             &p.setup_root_config,
             &p.config,
+            &p.keys,
             &p.measure_log,
             &p.run_dir,
             &p.sys,

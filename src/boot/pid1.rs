@@ -311,6 +311,8 @@ fn boot(
         mounts: config.mounts,
         force_loop: decisions.force_loop,
         sysexts,
+        signatures: config.signatures,
+        keys: paths.keys.clone(),
     };
     let booted = setup::verify_and_mount(&refs, &opts, m).map_err(InitError::Setup)?;
     log::info!(

@@ -427,12 +427,35 @@ impl Repository {
         }
     }
 
+    /// `signatures/<hex>.sig` (docs/formats.md, "Signed images").
+    pub fn signature_path(&self, digest: &Digest) -> PathBuf {
+        self.path.join(signature_rel(digest))
+    }
+
+    /// The image's detached signature, if there is one: a regular file
+    /// reached without any symlink, at most `SIGNATURE_MAX` bytes.
+    pub fn read_signature(&self, digest: &Digest) -> Result<Option<Vec<u8>>, DiskError> {
+        let rel = signature_rel(digest);
+        match self
+            .base()
+            .read_file(&rel, Symlinks::Refuse, crate::signature::SIGNATURE_MAX)
+        {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_missing() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens the object store as the overlay's data-only layer.
     pub fn objects(&self) -> Result<OwnedFd, RepoError> {
         self.base()
             .open_dir("objects", Symlinks::Refuse)
             .map_err(RepoError::Objects)
     }
+}
+
+fn signature_rel(digest: &Digest) -> String {
+    format!("signatures/{}.sig", digest.to_hex())
 }
 
 /// Decides whether an opened image may be mounted for `image_ref`.

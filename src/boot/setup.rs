@@ -11,7 +11,9 @@ use crate::boot::assemble::{
 };
 use crate::boot::cmdline::{Cmdline, ImageRef, MalformedArg};
 use crate::boot::config::Candidates;
+use crate::boot::config::SignaturePolicy;
 use crate::boot::repository::{self, RepoError, Repository};
+use crate::boot::signatures::{SignatureRefusal, Signed, Trust};
 use crate::boot::sysext_images::{self, SysextImageError, NAMED_BY_IMAGE, NAMED_BY_KARG};
 use crate::fsverity::digest::Digest;
 use crate::measure::events;
@@ -27,6 +29,8 @@ pub enum SetupError {
     Measure(MeasureError),
     /// An extension image named on the command line failed the root's check.
     Sysext(SysextImageError),
+    /// `[trust] signatures` refused the image.
+    Signature(SignatureRefusal),
 }
 
 impl fmt::Display for SetupError {
@@ -41,6 +45,7 @@ impl fmt::Display for SetupError {
             SetupError::Assemble(e) => write!(f, "mounting the verified root: {e}"),
             SetupError::Measure(e) => e.fmt(f),
             SetupError::Sysext(e) => e.fmt(f),
+            SetupError::Signature(e) => e.fmt(f),
         }
     }
 }
@@ -54,6 +59,7 @@ impl std::error::Error for SetupError {
             SetupError::Assemble(e) => Some(e),
             SetupError::Measure(e) => Some(e),
             SetupError::Sysext(e) => Some(e),
+            SetupError::Signature(e) => Some(e),
         }
     }
 }
@@ -150,6 +156,9 @@ pub struct SetupOptions {
     pub force_loop: bool,
     /// System extensions from `veriroot.sysext=`, lowest first.
     pub sysexts: Vec<Digest>,
+    /// `[trust] signatures`, and where the trusted keys are.
+    pub signatures: SignaturePolicy,
+    pub keys: std::path::PathBuf,
 }
 
 /// The images that may boot, or why the command line is unusable. Under
@@ -189,8 +198,13 @@ pub fn verify_and_mount(
     measurer: &mut Measurer,
 ) -> Result<Booted, SetupError> {
     let start = Instant::now();
+    let trust = Trust::load(opts.signatures, &opts.keys).map_err(SetupError::Signature)?;
     let repo = Repository::open_on_disk(&opts.layout.sysroot).map_err(SetupError::Repository)?;
     let image = repository::select_image(&repo, refs).map_err(SetupError::Repository)?;
+    // Before anything is mounted: an unsigned image is never handed to EROFS.
+    let signer = trust
+        .check(&repo, &image.image_ref, Signed::Image)
+        .map_err(SetupError::Signature)?;
     if image.image_ref.insecure {
         log::warn!(
             "INSECURE BOOT requested by '{}': {} is mounted without fs-verity enforcement \
@@ -210,9 +224,14 @@ pub fn verify_and_mount(
         );
     }
     let objects = repo.objects().map_err(SetupError::Repository)?;
-    let sysext_files =
-        sysext_images::open_verified(&repo, &image.image_ref, &opts.sysexts, NAMED_BY_KARG)
-            .map_err(SetupError::Sysext)?;
+    let sysext_files = sysext_images::open_verified(
+        &repo,
+        &image.image_ref,
+        &trust,
+        &opts.sysexts,
+        NAMED_BY_KARG,
+    )
+    .map_err(SetupError::Sysext)?;
     let extensions: Vec<ExtensionSource<'_>> = sysext_files
         .iter()
         .map(|(image, digest)| ExtensionSource { image, digest })
@@ -232,6 +251,7 @@ pub fn verify_and_mount(
             sysext_images::open_verified(
                 &repo,
                 &image.image_ref,
+                &trust,
                 std::slice::from_ref(digest),
                 NAMED_BY_IMAGE,
             )
@@ -241,7 +261,8 @@ pub fn verify_and_mount(
     let staged =
         assemble::stage(&source, opts.mounts, &opts.layout).map_err(SetupError::Assemble)?;
     let staged_at = start.elapsed();
-    let events = events::success_events(measurer.pcr(), &image.image_ref, opts.mounts)
+    let signer_id = signer.as_ref().map(|s| &s.id);
+    let events = events::success_events(measurer.pcr(), &image.image_ref, signer_id, opts.mounts)
         .into_iter()
         .chain(events::sysext_events(&staged.assembled.extensions));
     for event in events {

@@ -275,6 +275,8 @@ fn mount_verified(
         mounts: config.mounts,
         force_loop: cmdline.value("veriroot.erofs") == Some("loop"),
         sysexts,
+        signatures: config.signatures,
+        keys: paths.keys.clone(),
     };
     let booted = setup::verify_and_mount(&refs, &opts, measurer).map_err(SetupRootError::Setup)?;
     log::info!(

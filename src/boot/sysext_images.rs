@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::boot::cmdline::ImageRef;
 use crate::boot::repository::{self, RepoError, Repository};
+use crate::boot::signatures::{SignatureRefusal, Signed, Trust};
 use crate::fsverity::Digest;
 use crate::kernel::verity_ioctl;
 
@@ -28,6 +29,8 @@ pub enum SysextImageError {
     },
     /// The image failed the same check as the root image.
     Verify(RepoError),
+    /// `[trust] signatures` refused it.
+    Signature(SignatureRefusal),
 }
 
 impl fmt::Display for SysextImageError {
@@ -49,6 +52,7 @@ impl fmt::Display for SysextImageError {
                 path.display()
             ),
             SysextImageError::Verify(e) => write!(f, "system extension: {e}"),
+            SysextImageError::Signature(e) => e.fmt(f),
         }
     }
 }
@@ -57,6 +61,7 @@ impl std::error::Error for SysextImageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SysextImageError::Verify(e) => Some(e),
+            SysextImageError::Signature(e) => Some(e),
             _ => None,
         }
     }
@@ -64,10 +69,12 @@ impl std::error::Error for SysextImageError {
 
 /// Opens each extension image and checks its fs-verity digest as the
 /// root's, in the order given. `root`: the verified root image, whose
-/// algorithm and trust (`?`) the extensions share.
+/// algorithm and trust (`?`) the extensions share; `trust`: the signature
+/// policy, which applies to extensions as to the root.
 pub fn open_verified(
     repo: &Repository,
     root: &ImageRef,
+    trust: &Trust,
     digests: &[Digest],
     named_by: &'static str,
 ) -> Result<Vec<(File, Digest)>, SysextImageError> {
@@ -93,6 +100,9 @@ pub fn open_verified(
             })?;
         repository::verify_image(&path, &image_ref, &verity_ioctl::measure(&file))
             .map_err(SysextImageError::Verify)?;
+        trust
+            .check(repo, &image_ref, Signed::Extension)
+            .map_err(SysextImageError::Signature)?;
         log::info!("verified system extension {} = {digest}", path.display());
         out.push((file, digest.clone()));
     }

@@ -32,11 +32,13 @@ USAGE:
                                 veriroot.on-failure= says otherwise).
                                 --tpm2-device: the TPM to use instead of
                                 /dev/tpmrm0, /dev/tpm0.
-  veriroot check [--sysroot DIR] [--cmdline STR]
+  veriroot check [--sysroot DIR] [--cmdline STR] [--keys DIR]
                                 preflight, without mounting: the composefs=
                                 references, the repository and meta.json, the
                                 image's and veriroot.sysext= images' fs-verity
-                                digests, the kernel's overlay/EROFS features
+                                digests and signatures (present, valid, which
+                                trusted key of --keys, default
+                                /etc/veriroot/keys), the kernel's overlay/EROFS features
                                 (not the configuration, the TPM, extension
                                 release rules); the fix for each problem; exit
                                 0 only if a verified boot would succeed.
@@ -50,7 +52,7 @@ USAGE:
                                 from its contents, as `fsverity digest` does.
   veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
                    [--sysext NAME:HEX]... [--uki FILE [--phase WORD[:WORD...]]]
-                   [--machine-id ID] [--config FILE] [--pcr N]
+                   [--signer CERT] [--machine-id ID] [--config FILE] [--pcr N]
                    [--etc MODE] [--var MODE]
                    [--banks sha1,sha256,sha384,sha512] [--json]
                                 the PCR values a veriroot boot of that image
@@ -64,6 +66,9 @@ USAGE:
                                 enter-initrd:leave-initrd:sysinit:ready: booted);
                                 the image comes from the UKI's .cmdline unless
                                 --digest or --cmdline is given.
+                                --signer: the image was signed by the key of
+                                this certificate or public key (PEM or DER):
+                                adds \"veriroot:signer:sha256:<key id>\".
                                 --machine-id: PCR 15 after switch root, where
                                 systemd-pcrmachine adds \"machine-id:ID\".
   veriroot log [FILE] [--json] [--no-tpm] [--tpm2-device PATH]
@@ -136,6 +141,12 @@ CONFIGURATION (in the initrd): /usr/lib/composefs/setup-root-conf.toml
          on-failure = \"emergency\"|\"poweroff\"|\"reboot\"|\"halt\"
                                                     (see veriroot.on-failure=;
                                                     ours only)
+  [trust] signatures = \"off\"|\"if-present\"|\"required\"
+                                                    (default off: the command
+         line alone names the image; if-present: a signature that is there
+         must verify; required: the image and every extension need one by a
+         key in /etc/veriroot/keys, and composefs=? is refused; ours only.
+         Signatures: <repository>/signatures/<hex>.sig, docs/formats.md)
   [root] transient = true|false                     (default false)
   [etc]  mount = \"none\"|\"bind\"|\"overlay\"|\"transient\" (default overlay)
   [var]  mount = (the same)                         (default bind)

@@ -39,6 +39,8 @@ pub enum Command {
     Check {
         sysroot: PathBuf,
         cmdline: Option<String>,
+        /// Trusted keys to check signatures with (default: /etc/veriroot/keys).
+        keys: Option<PathBuf>,
     },
     EnableVerity {
         dir: PathBuf,
@@ -158,6 +160,7 @@ pub fn parse_args(
         Some(arg) => return Err(arg.unexpected()),
     };
     let mut sysroot = PathBuf::from("/sysroot");
+    let mut keys: Option<PathBuf> = None;
     let mut cmdline = None;
     let mut config = None;
     let mut algorithm = None;
@@ -171,6 +174,7 @@ pub fn parse_args(
         match (sub.as_str(), arg) {
             (_, Long("help") | Short('h')) => return Ok(Command::Help),
             ("setup-root" | "check", Long("sysroot")) => sysroot = parser.value()?.into(),
+            ("check", Long("keys")) => keys = Some(parser.value()?.into()),
             ("status", Long("sysroot")) => st.sysroot = parser.value()?.into(),
             ("status", Long("log")) => st.log = parser.value()?.into(),
             ("status", Long("mountinfo")) => st.mountinfo = parser.value()?.into(),
@@ -199,6 +203,7 @@ pub fn parse_args(
             ("predict", Long("var")) => p.var = Some(parser.value()?.string()?),
             ("predict", Long("uki")) => p.uki = Some(PathBuf::from(parser.value()?)),
             ("predict", Long("phase")) => p.phase = Some(parser.value()?.string()?),
+            ("predict", Long("signer")) => p.signer = Some(PathBuf::from(parser.value()?)),
             ("predict", Long("machine-id")) => p.machine_id = Some(parser.value()?.string()?),
             ("predict", Long("banks")) => p.banks = parse_banks(&parser.value()?.string()?)?,
             ("predict" | "log", Long("json")) => p.json = true,
@@ -216,7 +221,11 @@ pub fn parse_args(
             },
             tpm_device,
         },
-        "check" => Command::Check { sysroot, cmdline },
+        "check" => Command::Check {
+            sysroot,
+            cmdline,
+            keys,
+        },
         "enable-verity" => Command::EnableVerity {
             dir: path.ok_or("enable-verity needs the repository directory")?,
             algorithm,
@@ -277,9 +286,17 @@ enum Build {
 /// test's).
 pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError> {
     match command {
-        Command::Check { sysroot, cmdline } => {
-            check::run(&sysroot, cmdline, &paths.cmdline).map_err(CommandError::Check)
-        }
+        Command::Check {
+            sysroot,
+            cmdline,
+            keys,
+        } => check::run(
+            &sysroot,
+            cmdline,
+            &paths.cmdline,
+            keys.as_deref().unwrap_or(&paths.keys),
+        )
+        .map_err(CommandError::Check),
         Command::EnableVerity { dir, algorithm } => {
             enable_verity::run(&dir, algorithm).map_err(CommandError::EnableVerity)
         }

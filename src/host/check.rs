@@ -13,9 +13,11 @@ use crate::boot::cmdline::{Cmdline, ImageRef, ReadError};
 use crate::boot::config::Candidates;
 use crate::boot::repository::{self, Repository};
 use crate::boot::setup::{self, SetupError};
+use crate::boot::signatures::Trust;
 use crate::boot::sysext_images;
 use crate::kernel::features::{self, Support};
 use crate::kernel::verity_ioctl;
+use crate::signature::{self, SignatureError, TrustedKey};
 
 /// One line of the report.
 pub struct Finding {
@@ -102,12 +104,13 @@ pub fn run(
     sysroot: &Path,
     cmdline: Option<String>,
     cmdline_path: &Path,
+    keys: &Path,
 ) -> Result<ExitCode, CheckError> {
     let cmdline = match cmdline {
         Some(text) => Cmdline::parse(&text),
         None => Cmdline::read(cmdline_path).map_err(CheckError::Cmdline)?,
     };
-    let report = check(sysroot, &cmdline);
+    let report = check(sysroot, &cmdline, keys);
     report
         .print(&mut std::io::stdout())
         .map_err(CheckError::Stdout)?;
@@ -120,7 +123,8 @@ pub fn run(
 
 /// Runs every check against `sysroot` (the real root, as it will be
 /// mounted at /sysroot) and the command line the next boot will use.
-pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
+/// `keys`: the trusted keys signatures are checked with.
+pub fn check(sysroot: &Path, cmdline: &Cmdline, keys: &Path) -> Report {
     let mut report = Report::default();
     // As the boot decides with the default [boot] candidates = "first".
     let refs = match setup::image_refs(cmdline, Candidates::First) {
@@ -166,14 +170,38 @@ pub fn check(sysroot: &Path, cmdline: &Cmdline) -> Report {
     let Some((image, image_ref)) = check_image(&mut report, &repo, &refs) else {
         return report;
     };
-    check_sysexts(&mut report, &repo, &image_ref, cmdline);
+    let trusted = match signature::keys::load_dir(keys) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            report.fail(format!("{e}; fix or remove it"));
+            None
+        }
+    };
+    if let Some(trusted) = &trusted {
+        check_signature(&mut report, &repo, &image_ref, trusted, keys);
+    }
+    check_sysexts(
+        &mut report,
+        &repo,
+        &image_ref,
+        cmdline,
+        trusted.as_deref(),
+        keys,
+    );
     check_kernel(&mut report, image.as_ref());
     report
 }
 
 /// The extension images, checked as the boot checks them. Their release
 /// rules need them mounted, which `check` does not do: said, not hidden.
-fn check_sysexts(report: &mut Report, repo: &Repository, root: &ImageRef, cmdline: &Cmdline) {
+fn check_sysexts(
+    report: &mut Report,
+    repo: &Repository,
+    root: &ImageRef,
+    cmdline: &Cmdline,
+    trusted: Option<&[TrustedKey]>,
+    keys: &Path,
+) {
     let digests = match cmdline.sysext_digests() {
         Ok(d) if d.is_empty() => return,
         Ok(d) => d,
@@ -182,7 +210,8 @@ fn check_sysexts(report: &mut Report, repo: &Repository, root: &ImageRef, cmdlin
             return;
         }
     };
-    match sysext_images::open_verified(repo, root, &digests, sysext_images::NAMED_BY_KARG) {
+    let off = Trust::off();
+    match sysext_images::open_verified(repo, root, &off, &digests, sysext_images::NAMED_BY_KARG) {
         Ok(found) => {
             for (i, (_, digest)) in found.iter().enumerate() {
                 report.ok(format!(
@@ -190,6 +219,14 @@ fn check_sysexts(report: &mut Report, repo: &Repository, root: &ImageRef, cmdlin
                     i + 1,
                     repo.image_path(digest).display()
                 ));
+                if let Some(trusted) = trusted {
+                    let r = ImageRef {
+                        digest: digest.clone(),
+                        insecure: root.insecure,
+                        source: format!("veriroot.sysext={}", digest.to_hex()),
+                    };
+                    check_signature(report, repo, &r, trusted, keys);
+                }
             }
             report.ok(
                 "system extensions: their release rules (ID=, SYSEXT_LEVEL=/VERSION_ID=, \
@@ -198,6 +235,47 @@ fn check_sysexts(report: &mut Report, repo: &Repository, root: &ImageRef, cmdlin
             );
         }
         Err(e) => report.fail(e.to_string()),
+    }
+}
+
+/// The image's signature: present, valid, by which trusted key. Which
+/// `[trust] signatures` policy the initrd applies is not known here (the
+/// configuration is the initrd's), so an absent signature is reported,
+/// not failed.
+fn check_signature(
+    report: &mut Report,
+    repo: &Repository,
+    image_ref: &ImageRef,
+    trusted: &[TrustedKey],
+    keys: &Path,
+) {
+    let path = repo.signature_path(&image_ref.digest);
+    match repo.read_signature(&image_ref.digest) {
+        Ok(None) => report.ok(format!(
+            "{} absent: the image boots only with [trust] signatures = \"off\" or \"if-present\" (sign it with `fsverity sign IMAGE {} --key=KEY.pem --cert=CERT.pem` for \"required\")",
+            path.display(),
+            path.display()
+        )),
+        Err(e) => report.fail(format!("{e}; a signature must be a regular file, no symlink")),
+        Ok(Some(bytes)) => match signature::verify(&bytes, &image_ref.digest, trusted) {
+            Ok(key) => report.ok(format!(
+                "{}: valid, signed by trusted key sha256:{} ({}, {})",
+                path.display(),
+                key.id,
+                key.key.describe(),
+                key.source.display()
+            )),
+            Err(SignatureError::NoKeys) => report.fail(format!(
+                "{}: present, but {} holds no trusted key (*.pem, *.der) to check it with; give --keys DIR with the initrd's keys",
+                path.display(),
+                keys.display()
+            )),
+            Err(e) => report.fail(format!(
+                "{}: {e}; a boot with [trust] signatures = \"required\" or \"if-present\" would be refused: sign this image's digest with a key in {}, or remove the file",
+                path.display(),
+                keys.display()
+            )),
+        },
     }
 }
 

@@ -12,6 +12,8 @@ use crate::fsverity::digest::{Algorithm, Digest, HexError};
 use crate::host::uki::{self, Uki, UkiError};
 use crate::measure::events::{self, Event};
 use crate::measure::HashAlg;
+use crate::signature::keys::{self, KeyError, KeyProblem};
+use crate::signature::KeyId;
 use crate::sysext::rules::{MergedExtension, SYSEXT_PCR};
 
 #[derive(Debug)]
@@ -35,6 +37,7 @@ pub enum PredictError {
     NoComposefsArg(String),
     SeveralImages,
     MachineId(String),
+    Signer(KeyError),
 }
 
 impl fmt::Display for PredictError {
@@ -75,6 +78,7 @@ impl fmt::Display for PredictError {
             PredictError::SeveralImages => {
                 f.write_str("--cmdline names several images; predict one at a time with --digest")
             }
+            PredictError::Signer(e) => write!(f, "--signer: {e}"),
             PredictError::MachineId(id) => write!(
                 f,
                 "--machine-id {id}: expected 32 lowercase hex digits, as in /etc/machine-id"
@@ -90,6 +94,7 @@ impl std::error::Error for PredictError {
             PredictError::SysextArg { problem, .. } => problem.as_ref().map(|e| e as _),
             PredictError::Uki(e) => Some(e),
             PredictError::Cmdline(e) => Some(e),
+            PredictError::Signer(e) => Some(e),
             _ => None,
         }
     }
@@ -117,6 +122,22 @@ pub struct PredictArgs {
     pub phase: Option<String>,
     /// After switch root: systemd-pcrmachine's measurement of this ID.
     pub machine_id: Option<String>,
+    /// The certificate (or public key) of the key that signed the image.
+    pub signer: Option<PathBuf>,
+}
+
+/// The identity `veriroot:signer:` measures, from a certificate or public
+/// key file as `/etc/veriroot/keys` takes them.
+fn signer_id(path: &Path) -> Result<KeyId, PredictError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        PredictError::Signer(KeyError {
+            path: path.to_owned(),
+            problem: KeyProblem::Read(e),
+        })
+    })?;
+    keys::parse_key_file(path, &bytes)
+        .map(|k| k.id)
+        .map_err(PredictError::Signer)
 }
 
 /// `veriroot predict`: PCR values after a veriroot boot, from reset.
@@ -174,7 +195,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, PredictError> {
                 image: image.digest.algorithm(),
             });
         }
-        let mut events = events::success_events(config.pcr, &image, config.mounts);
+        let signer = match &args.signer {
+            Some(path) => Some(signer_id(path)?),
+            None => None,
+        };
+        let mut events = events::success_events(config.pcr, &image, signer.as_ref(), config.mounts);
         events.extend(events::sysext_events(&sysexts));
         events
     };

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::boot::cmdline::ImageRef;
 use crate::boot::mount_modes::MountModes;
 use crate::measure::bank::{self, HashAlg};
+use crate::signature::KeyId;
 use crate::sysext::rules::{MergedExtension, SYSEXT_PCR};
 
 /// The string extended when a boot is refused. Once it is in the PCR, the
@@ -21,23 +22,34 @@ pub struct Event {
     pub string: String,
 }
 
-/// What a successful boot measures: the image, then the policy applied.
-pub fn success_events(pcr: u32, image: &ImageRef, mounts: MountModes) -> Vec<Event> {
+/// What a successful boot measures: the image, the key that signed it
+/// (when a signature was verified), then the policy applied.
+pub fn success_events(
+    pcr: u32,
+    image: &ImageRef,
+    signer: Option<&KeyId>,
+    mounts: MountModes,
+) -> Vec<Event> {
     let mode = if image.insecure { "insecure" } else { "secure" };
-    vec![
-        Event {
+    let mut events = vec![Event {
+        pcr,
+        string: format!(
+            "veriroot:image:{}:{}",
+            image.digest.algorithm(),
+            image.digest.to_hex()
+        ),
+    }];
+    if let Some(id) = signer {
+        events.push(Event {
             pcr,
-            string: format!(
-                "veriroot:image:{}:{}",
-                image.digest.algorithm(),
-                image.digest.to_hex()
-            ),
-        },
-        Event {
-            pcr,
-            string: format!("veriroot:policy:{mode}:{}", mounts.describe()),
-        },
-    ]
+            string: format!("veriroot:signer:sha256:{id}"),
+        });
+    }
+    events.push(Event {
+        pcr,
+        string: format!("veriroot:policy:{mode}:{}", mounts.describe()),
+    });
+    events
 }
 
 /// What each merged system extension measures, in stacking order (lowest
@@ -143,6 +155,7 @@ mod tests {
         let ev = success_events(
             15,
             &image(&format!("composefs={HEX}")),
+            None,
             MountModes::default(),
         );
         assert_eq!(ev[0].string, format!("veriroot:image:sha256:{HEX}"));
@@ -155,7 +168,18 @@ mod tests {
             etc: StateMount::None,
             var: StateMount::Bind,
         };
-        let ev = success_events(14, &image(&format!("composefs=?{HEX}")), policy);
+        let ev = success_events(14, &image(&format!("composefs=?{HEX}")), None, policy);
+        let signed = success_events(
+            15,
+            &image(&format!("composefs={HEX}")),
+            Some(&KeyId([0xab; 32])),
+            MountModes::default(),
+        );
+        assert_eq!(signed.len(), 3);
+        assert_eq!(
+            signed[1].string,
+            format!("veriroot:signer:sha256:{}", "ab".repeat(32))
+        );
         assert_eq!(
             ev[1].string,
             "veriroot:policy:insecure:root=transient:etc=none:var=bind"
@@ -207,6 +231,7 @@ mod tests {
         let ev = success_events(
             15,
             &image(&format!("composefs={HEX}")),
+            None,
             MountModes::default(),
         );
         let p = predict(&ev, &[HashAlg::Sha256, HashAlg::Sha1]);
