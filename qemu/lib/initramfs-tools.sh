@@ -123,13 +123,20 @@ itools_test_boot() {
 }
 
 # itools_test_wrong_digest: images/<digest> resolves to another image:
-# refused naming both digests, nothing booted (initramfs-tools's panic,
-# whose test hook reports and powers off), PCR 15 capped. Booted without
-# the harness's panic=-1 (VM_PANIC_ARG): with it initramfs-tools's panic
-# reboots at once, before its panic scripts.
+# refused naming both digests, nothing booted, PCR 15 capped. Boot 1 asks
+# for veriroot.on-failure=emergency: initramfs-tools's panic, whose test
+# hook reports the PCRs and powers off (booted without the harness's
+# panic=-1, VM_PANIC_ARG: with it the panic reboots at once, before its
+# panic scripts). Boot 2 asks for nothing: the boot script's default
+# powers off after the delay, no panic shell, the system never starts.
 itools_test_wrong_digest() {
-	VM_PANIC_ARG='' debian_refuse default "" \
-		"veriroot: refusing to boot: .*its fs-verity digest is sha512:$DEBIAN_OTHER but the kernel command line expects sha512:$DIGEST" \
+	local refused="veriroot: refusing to boot: .*its fs-verity digest is sha512:$DEBIAN_OTHER but the kernel command line expects sha512:$DIGEST"
+	VM_PANIC_ARG='' debian_refuse default "veriroot.on-failure=emergency" "$refused" \
 		'veriroot refused to boot' || return 1
-	debian_expect_pcrs "$(host_veriroot predict --failure --json)"
+	debian_expect_pcrs "$(host_veriroot predict --failure --json)" || return 1
+	debian_boot default "composefs=$DIGEST veriroot.failure-delay=1"
+	[ "$BOOT_RC" -eq 0 ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC (expected the boot script's power-off)"; return 1; }
+	! grep -aq 'VT: START\|VT-EMERGENCY' "$BOOT_LOG" ||
+		{ echo "boot $BOOT_N: the Debian system or the panic scripts ran, expected a power-off"; return 1; }
+	_expect_lines "$refused" 'veriroot: the unverified real root is not booted: poweroff in 1 s'
 }
