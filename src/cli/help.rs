@@ -52,7 +52,8 @@ USAGE:
                    [--sysext NAME:HEX]... [--uki FILE [--phase WORD[:WORD...]]]
                    [--machine-id ID] [--config FILE] [--pcr N]
                    [--etc MODE] [--var MODE]
-                   [--banks sha1,sha256,sha384,sha512] [--json]
+                   [--banks sha1,sha256,sha384,sha512]
+                   [--json | --tpm2-pcrs [--signed-pcr11] | --pcrlock]
                                 the PCR values a veriroot boot of that image
                                 leaves (from reset), per bank; --sysext: with
                                 these system extensions merged, lowest first
@@ -66,6 +67,15 @@ USAGE:
                                 --digest or --cmdline is given.
                                 --machine-id: PCR 15 after switch root, where
                                 systemd-pcrmachine adds \"machine-id:ID\".
+                                --tpm2-pcrs: one line for systemd-cryptenroll
+                                --tpm2-pcrs= (one bank, default sha256):
+                                15:sha256=HEX with what proves veriroot ran:
+                                PCR 11 literally with --uki, else 9 (its value
+                                at enrolment); --signed-pcr11: PCR 11 left to a
+                                signed policy (docs/sealing.md).
+                                --pcrlock: a systemd-pcrlock component of
+                                veriroot's events (every bank unless --banks),
+                                one variant of 755-veriroot.pcrlock.d/.
   veriroot log [FILE] [--json] [--no-tpm] [--tpm2-device PATH]
                                 parse and replay systemd's measurement log
                                 (default /run/log/systemd/tpm2-measure.log) and
