@@ -32,7 +32,7 @@ USAGE:
                                 veriroot.on-failure= says otherwise).
                                 --tpm2-device: the TPM to use instead of
                                 /dev/tpmrm0, /dev/tpm0.
-  veriroot check [--sysroot DIR] [--cmdline STR]
+  veriroot check [--sysroot DIR] [--cmdline STR] [--luks DEV]...
                                 preflight, without mounting: the composefs=
                                 references, the repository and meta.json, the
                                 image's and veriroot.sysext= images' fs-verity
@@ -40,6 +40,9 @@ USAGE:
                                 (not the configuration, the TPM, extension
                                 release rules); the fix for each problem; exit
                                 0 only if a verified boot would succeed.
+                                --luks DEV: also each TPM2 keyslot's policy in
+                                that LUKS2 header; WARN where it binds PCR 15
+                                without PCR 9 or 11 (docs/sealing.md).
   veriroot enable-verity [--algorithm sha256|sha512] REPOSITORY
                                 enable fs-verity on every file of a composefs
                                 repository (idempotent; default algorithm

@@ -39,6 +39,8 @@ pub enum Command {
     Check {
         sysroot: PathBuf,
         cmdline: Option<String>,
+        /// `--luks DEV`: LUKS2 volumes whose TPM2 policies are checked.
+        luks: Vec<PathBuf>,
     },
     EnableVerity {
         dir: PathBuf,
@@ -190,6 +192,7 @@ pub fn parse_args(
                 algorithm = Some(parse_algorithm("--hash", &parser.value()?.string()?)?)
             }
             ("digest", Value(v)) => files.push(PathBuf::from(v)),
+            ("check", Long("luks")) => files.push(PathBuf::from(parser.value()?)),
             ("predict", Long("digest")) => p.image = Some(parser.value()?.string()?),
             ("predict", Long("insecure")) => p.insecure = true,
             ("predict", Long("failure")) => p.failure = true,
@@ -219,7 +222,11 @@ pub fn parse_args(
             },
             tpm_device,
         },
-        "check" => Command::Check { sysroot, cmdline },
+        "check" => Command::Check {
+            sysroot,
+            cmdline,
+            luks: files,
+        },
         "enable-verity" => Command::EnableVerity {
             dir: path.ok_or("enable-verity needs the repository directory")?,
             algorithm,
@@ -280,9 +287,11 @@ enum Build {
 /// test's).
 pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError> {
     match command {
-        Command::Check { sysroot, cmdline } => {
-            check::run(&sysroot, cmdline, &paths.cmdline).map_err(CommandError::Check)
-        }
+        Command::Check {
+            sysroot,
+            cmdline,
+            luks,
+        } => check::run(&sysroot, cmdline, &paths.cmdline, &luks).map_err(CommandError::Check),
         Command::EnableVerity { dir, algorithm } => {
             enable_verity::run(&dir, algorithm).map_err(CommandError::EnableVerity)
         }

@@ -15,6 +15,7 @@ pub mod check;
 pub mod digest;
 pub mod enable_verity;
 pub mod log;
+pub mod luks;
 pub mod predict;
 pub mod seal;
 pub mod status;
