@@ -14,8 +14,8 @@ use crate::boot::config::Candidates;
 use crate::boot::repository::{self, Repository};
 use crate::boot::setup::{self, SetupError};
 use crate::boot::sysext_images;
-use crate::kernel::features::{self, Support};
 use crate::host::luks::{self, LuksError, Tpm2Token};
+use crate::kernel::features::{self, Support};
 use crate::kernel::verity_ioctl;
 
 /// One line of the report.
@@ -152,7 +152,9 @@ pub fn run(
 fn check_tokens(report: &mut Report, dev: &Path, tokens: &[Tpm2Token]) {
     let dev = dev.display();
     if tokens.is_empty() {
-        report.warn(format!("{dev}: no systemd-tpm2 token: nothing sealed to the TPM there"));
+        report.warn(format!(
+            "{dev}: no systemd-tpm2 token: nothing sealed to the TPM there"
+        ));
     }
     for t in tokens {
         let what = format!(

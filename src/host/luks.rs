@@ -21,10 +21,22 @@ const MAGIC: &[u8; 6] = b"LUKS\xba\xbe";
 
 #[derive(Debug)]
 pub enum LuksError {
-    Read { path: PathBuf, error: std::io::Error },
-    NotLuks2 { path: PathBuf, found: String },
-    HeaderSize { path: PathBuf, size: u64 },
-    Json { path: PathBuf, error: SyntaxError },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    NotLuks2 {
+        path: PathBuf,
+        found: String,
+    },
+    HeaderSize {
+        path: PathBuf,
+        size: u64,
+    },
+    Json {
+        path: PathBuf,
+        error: SyntaxError,
+    },
 }
 
 impl fmt::Display for LuksError {
@@ -226,7 +238,9 @@ mod tests {
     fn not_a_luks2_header_is_refused_with_what_was_found() {
         let mut h = header(TOKENS);
         h[6..8].copy_from_slice(&[0, 1]);
-        assert!(matches!(parse(&h), Err(HeaderError::NotLuks2(found)) if found == "4c554b53babe0001"));
+        assert!(
+            matches!(parse(&h), Err(HeaderError::NotLuks2(found)) if found == "4c554b53babe0001")
+        );
         let mut h = header(TOKENS);
         h[8..16].copy_from_slice(&(1u64 << 40).to_be_bytes());
         assert!(matches!(parse(&h), Err(HeaderError::Size(s)) if s == 1 << 40));

@@ -111,7 +111,12 @@ mod tests {
 
     #[test]
     fn without_a_uki_pcr_9_is_bound_to_its_value_at_enrolment() {
-        let s = tpm2_pcrs(&values(&[(15, 0xab)]), HashAlg::Sha256, false, Pcr11::Literal);
+        let s = tpm2_pcrs(
+            &values(&[(15, 0xab)]),
+            HashAlg::Sha256,
+            false,
+            Pcr11::Literal,
+        );
         assert_eq!(s, format!("9+15:sha256={}", "ab".repeat(32)));
     }
 
@@ -125,7 +130,11 @@ mod tests {
         );
         assert_eq!(
             s,
-            format!("11:sha256={}+15:sha256={}", "11".repeat(32), "15".repeat(32))
+            format!(
+                "11:sha256={}+15:sha256={}",
+                "11".repeat(32),
+                "15".repeat(32)
+            )
         );
     }
 
@@ -135,7 +144,12 @@ mod tests {
         let s = tpm2_pcrs(&v, HashAlg::Sha256, true, Pcr11::Signed);
         assert_eq!(s, format!("15:sha256={}", "15".repeat(32)));
         // Without --uki too: PCR 9 is not added, the signature binds the UKI.
-        let s = tpm2_pcrs(&values(&[(15, 0x15)]), HashAlg::Sha256, false, Pcr11::Signed);
+        let s = tpm2_pcrs(
+            &values(&[(15, 0x15)]),
+            HashAlg::Sha256,
+            false,
+            Pcr11::Signed,
+        );
         assert_eq!(s, format!("15:sha256={}", "15".repeat(32)));
     }
 
