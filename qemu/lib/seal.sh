@@ -19,9 +19,22 @@
 # unseal it is the guest's anyway.
 
 SEAL_DATA_SIZE=64M
-# What the TPM's refusal to unseal looks like in systemd's messages
-# (tpm2-tss's decoding of TPM2_RC_POLICY_FAIL), as qemu/guest/seal-checks.
-SEAL_TPM_REFUSED='policy check failed|PCR.*changed'
+# The TPM's own refusal to unseal, in systemd's debug log: tpm2-tss's
+# decoding of TPM2_RC_POLICY_FAIL (TPM2_Unseal after a PolicyPCR whose
+# PCRs differ) or TPM2_RC_VALUE.
+SEAL_TPM_REFUSED='policy check failed|value is out of range or is not correct'
+
+# seal_expect_refused LABEL...: the last boot's VT-SEAL lines of each
+# LABEL (a tool run by qemu/guest/seal-checks) hold the TPM's refusal.
+seal_expect_refused() {
+	local label
+	for label in "$@"; do
+		grep -aEq "^VT-SEAL: $label: .*($SEAL_TPM_REFUSED)" "$BOOT_LOG" || {
+			echo "boot $BOOT_N: $label failed, but not on the TPM's refusal: $(grep -a "^VT-SEAL: $label: " "$BOOT_LOG" | grep -ai 'fail' | tail -n 2 | tr '\n' ' ' | cut -c1-300)"
+			return 1
+		}
+	done
+}
 
 seal_prepare() {
 	debian_prepare || return 1
