@@ -19,10 +19,15 @@
 # unseal it is the guest's anyway.
 
 SEAL_DATA_SIZE=64M
-# The TPM's own refusal to unseal, in systemd's debug log: tpm2-tss's
-# decoding of TPM2_RC_POLICY_FAIL (TPM2_Unseal after a PolicyPCR whose
-# PCRs differ) or TPM2_RC_VALUE.
-SEAL_TPM_REFUSED='policy check failed|value is out of range or is not correct'
+# The TPM's refusal to unseal, in systemd's debug log. systemd 257 does
+# not send TPM2_Unseal when it would fail: it has the TPM build the policy
+# session over the current PCRs (TPM2_PolicyPCR), asks it for the session's
+# digest and compares that with the digest sealed in the token: "Current
+# policy digest does not match stored policy digest, cancelling TPM2
+# authentication attempt" (seal-unlock, trixie 257.13). Should TPM2_Unseal
+# be sent anyway, tpm2-tss decodes TPM2_RC_POLICY_FAIL ("a policy check
+# failed").
+SEAL_TPM_REFUSED='Current policy digest does not match stored policy digest|policy check failed'
 
 # seal_expect_refused LABEL...: the last boot's VT-SEAL lines of each
 # LABEL (a tool run by qemu/guest/seal-checks) hold the TPM's refusal.
