@@ -78,20 +78,6 @@ seal_second_image() {
 	log "seal: second image sha512:$d (the first with 4 KiB appended)"
 }
 
-# seal_expect_try_locked: the last boot was refused (emergency mode, PCRs
-# capped) and the emergency hook's attach (vt.seal-try=) was refused by
-# the TPM, not anything else.
-seal_expect_try_locked() {
-	grep -aq '^VT-SEAL-TRY: LOCKED' "$BOOT_LOG" || {
-		echo "boot $BOOT_N: the refused boot's attach did not stay locked: $(grep -a -m1 '^VT-SEAL-TRY' "$BOOT_LOG")"
-		return 1
-	}
-	grep -aEqi "^VT-SEAL: .*($SEAL_TPM_REFUSED)" "$BOOT_LOG" || {
-		echo "boot $BOOT_N: the refused boot's attach failed, but not on the TPM's policy: $(grep -a '^VT-SEAL: ' "$BOOT_LOG" | tail -n 2 | tr '\n' ' ')"
-		return 1
-	}
-}
-
 # seal_pcrlock_check DIR DIGEST...: does systemd-pcrlock take veriroot's
 # components? `veriroot predict --digest D --pcrlock` for each DIGEST,
 # saved as the variants of 755-veriroot.pcrlock.d/, and the trixie tree's
