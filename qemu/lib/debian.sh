@@ -43,6 +43,9 @@ trixie)
 		systemd systemd-sysv udev dracut dracut-core kmod linux-image-cloud-amd64
 		# systemd-pcrlock (in trixie's systemd package) dlopen()s tpm2-tss.
 		libtss2-esys-3.0.2-0t64 libtss2-mu-4.0.1-0t64 libtss2-rc0t64 libtss2-tcti-device0t64
+		# The seal-* scenarios (qemu/lib/seal.sh): LUKS2 volumes, unlocked by
+		# systemd-cryptsetup, enrolled with systemd-cryptenroll.
+		cryptsetup-bin systemd-cryptsetup
 	)
 	;;
 forky)
@@ -212,6 +215,7 @@ _debian_customize() {
 			"$inc/etc/systemd/system/emergency.target.wants" &&
 		printf 'veriroot-debian\n' >"$tree/etc/hostname" &&
 		install -D -m 0755 "$QEMU_DIR/guest/debian-check" "$tree/usr/libexec/veriroot-test/debian-check" &&
+		install -D -m 0644 "$QEMU_DIR/guest/seal-checks" "$tree/usr/libexec/veriroot-test/seal-checks" &&
 		install -D -m 0755 "$QEMU_DIR/guest/tpm-dump" "$tree/usr/bin/vt-tpm-dump" || return 1
 	# The checks run once the boot is finished (Type=simple: the boot's
 	# job queue does not wait for them; the script waits for the boot).
@@ -475,7 +479,7 @@ _debian_key() {
 		cat "$VERIROOT_BIN" "$VERIROOT_FULL_BIN" "$VERIROOT_DIR/units/veriroot-setup-root.service" \
 			"$VERIROOT_DIR/dracut/50veriroot/module-setup.sh" "$VERIROOT_DIR/Makefile" \
 			"$VERIROOT_DIR/packaging/build-deb" "$VERIROOT_DIR"/packaging/debian/* \
-			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/debian-emergency" \
+			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/seal-checks" "$QEMU_DIR/guest/debian-emergency" \
 			"$QEMU_DIR/guest/tpm-dump" "$QEMU_DIR/guest/debian-initrd-pcrs" "${BASH_SOURCE[0]}"
 	} | sha256sum | cut -c1-16
 }
@@ -649,7 +653,10 @@ _debian_boot_with() {
 	BOOT_RC=0
 	vt=$SCENARIO_DIR/boot-$BOOT_N.vt
 	rm -f "$vt"
-	vm_boot --name "$SCENARIO" "$@" --disk "$SCENARIO_DIR/disk.img" --tpm --timeout "$DEBIAN_BOOT_TIMEOUT" \
+	# DEBIAN_VM_ARGS: a scenario's own vm_boot options (qemu/lib/seal.sh:
+	# a second disk, a TPM whose state lasts across the scenario's boots).
+	vm_boot --name "$SCENARIO" "$@" --disk "$SCENARIO_DIR/disk.img" --tpm ${DEBIAN_VM_ARGS[@]+"${DEBIAN_VM_ARGS[@]}"} \
+		--timeout "$DEBIAN_BOOT_TIMEOUT" \
 		--log "$BOOT_LOG.raw" -- -monitor none -serial stdio -serial "file:$vt" \
 		"${DEBIAN_QEMU_ARGS[@]}" || BOOT_RC=$?
 	{

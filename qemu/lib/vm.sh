@@ -4,7 +4,7 @@
 #   source qemu/lib/vm.sh          # also sources kernel.sh; call kernel_fetch first
 #   vm_boot --name NAME --initrd FILE [--kernel FILE] [--append "ARGS"]
 #           [--disk FILE]... [--tpm]
-#           [--tpm-banks sha256[,...]] [--timeout SECONDS] [--log FILE]
+#           [--tpm-banks sha256[,...]] [--tpm-state DIR] [--timeout SECONDS] [--log FILE]
 #           [--stop-on REGEX] [--blkdebug CONF] [--tpm-fault SPEC]
 #           [-- EXTRA_QEMU_ARGS...]
 #   vm_boot --name NAME --uefi CODE --uefi-vars VARS --esp DIR|IMAGE [--disk ...] ...
@@ -32,6 +32,9 @@
 #   unmanufactured, all four PCR banks active (sha1 sha256 sha384 sha512).
 # --tpm-banks LIST: the same (implies --tpm) made by swtpm_setup with only
 #   LIST active, e.g. sha256 (what swtpm_setup does by default); +0.6 s.
+# --tpm-state DIR: (implies --tpm) swtpm keeps its state in DIR, created
+#   if absent and kept afterwards: the next boot with the same DIR has the
+#   same TPM (its seeds, so what it sealed; PCRs reset as at any power-on).
 # --stop-on REGEX: stop QEMU once this boot's serial output matches REGEX
 #   (grep -E), for a guest that halts and so never exits by itself.
 # --blkdebug CONF: the first --disk goes through QEMU's blkdebug driver
@@ -79,7 +82,7 @@ vm_scenario_reset() {
 _vm_parse() {
 	_vm_name=vm _vm_initrd='' _vm_append='' _vm_tpm='' _vm_timeout=120 _vm_log=''
 	_vm_tpm_banks='' _vm_kernel=${KERNEL_IMAGE:-} _vm_uefi='' _vm_vars='' _vm_esp='' _vm_stop_on=''
-	_vm_disks=() _vm_extra=() _vm_blkdebug='' _vm_tpm_fault=''
+	_vm_disks=() _vm_extra=() _vm_blkdebug='' _vm_tpm_fault='' _vm_tpm_dir=''
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--tpm) _vm_tpm=1 && shift && continue ;;
@@ -105,6 +108,7 @@ _vm_parse() {
 		--stop-on) _vm_stop_on=$2 ;;
 		--blkdebug) _vm_blkdebug=$2 ;;
 		--tpm-fault) _vm_tpm_fault=$2 _vm_tpm=1 ;;
+		--tpm-state) _vm_tpm_dir=$2 _vm_tpm=1 ;;
 		*)
 			echo "vm_boot: unknown option '$1'" >&2
 			return 1
@@ -173,7 +177,8 @@ _vm_pid_is() {
 		! grep -q '^State:[[:space:]]*Z' <<<"$st"
 }
 
-# _vm_tpm_stop STATE: kill swtpm by its pid file, then remove STATE.
+# _vm_tpm_stop STATE [keep]: kill swtpm by its pid file, then remove STATE
+# (keep: only its socket and pid file).
 _vm_tpm_stop() {
 	local pid='' i
 	[ -d "$1" ] || return 0
@@ -186,7 +191,11 @@ _vm_tpm_stop() {
 			sleep 0.1
 		done
 	fi
-	rm -rf "$1"
+	if [ "${2:-}" = keep ]; then
+		rm -f "$1/sock" "$1/pid"
+	else
+		rm -rf "$1"
+	fi
 }
 
 # _vm_qemu_cmd TPM_STATE: fill _vm_cmd with the full command line.
@@ -285,7 +294,7 @@ _vm_cleanup() {
 		kill "$_vm_fault_pid" 2>/dev/null || true
 		wait "$_vm_fault_pid" 2>/dev/null || true
 	fi
-	[ -z "${_vm_tpm_state:-}" ] || _vm_tpm_stop "$_vm_tpm_state"
+	[ -z "${_vm_tpm_state:-}" ] || _vm_tpm_stop "$_vm_tpm_state" ${_vm_tpm_dir:+keep}
 }
 
 vm_boot() (
@@ -301,7 +310,13 @@ vm_boot() (
 	stderr_log=$dir/qemu.stderr
 	mkdir -p "$dir" "$(dirname "$log")" || return 1
 	if [ -n "$_vm_tpm" ]; then
-		_vm_tpm_state=$(mktemp -d /tmp/veriroot-tpm.XXXXXX) &&
+		if [ -n "$_vm_tpm_dir" ]; then
+			# A socket or pid file left by a killed run would pass for ready.
+			mkdir -p "$_vm_tpm_dir" && rm -f "$_vm_tpm_dir/sock" "$_vm_tpm_dir/pid" || return 1
+			_vm_tpm_state=$_vm_tpm_dir
+		else
+			_vm_tpm_state=$(mktemp -d /tmp/veriroot-tpm.XXXXXX)
+		fi &&
 			{ [ -z "$_vm_tpm_banks" ] ||
 				_vm_tpm_setup "$_vm_tpm_state" "$_vm_tpm_banks" "$dir/swtpm.log"; } &&
 			_vm_tpm_start "$_vm_tpm_state" "$dir/swtpm.log" || return 1

@@ -32,7 +32,7 @@ USAGE:
                                 veriroot.on-failure= says otherwise).
                                 --tpm2-device: the TPM to use instead of
                                 /dev/tpmrm0, /dev/tpm0.
-  veriroot check [--sysroot DIR] [--cmdline STR] [--keys DIR]
+  veriroot check [--sysroot DIR] [--cmdline STR] [--keys DIR] [--luks DEV]...
                                 preflight, without mounting: the composefs=
                                 references, the repository and meta.json, the
                                 image's and veriroot.sysext= images' fs-verity
@@ -42,6 +42,9 @@ USAGE:
                                 (not the configuration, the TPM, extension
                                 release rules); the fix for each problem; exit
                                 0 only if a verified boot would succeed.
+                                --luks DEV: also each TPM2 keyslot's policy in
+                                that LUKS2 header; WARN where it binds PCR 15
+                                without PCR 9 or 11 (docs/sealing.md).
   veriroot enable-verity [--algorithm sha256|sha512] REPOSITORY
                                 enable fs-verity on every file of a composefs
                                 repository (idempotent; default algorithm
@@ -54,7 +57,8 @@ USAGE:
                    [--sysext NAME:HEX]... [--uki FILE [--phase WORD[:WORD...]]]
                    [--signer CERT] [--machine-id ID] [--config FILE] [--pcr N]
                    [--etc MODE] [--var MODE]
-                   [--banks sha1,sha256,sha384,sha512] [--json]
+                   [--banks sha1,sha256,sha384,sha512]
+                   [--json | --tpm2-pcrs [--signed-pcr11] | --pcrlock]
                                 the PCR values a veriroot boot of that image
                                 leaves (from reset), per bank; --sysext: with
                                 these system extensions merged, lowest first
@@ -71,6 +75,15 @@ USAGE:
                                 adds \"veriroot:signer:sha256:<key id>\".
                                 --machine-id: PCR 15 after switch root, where
                                 systemd-pcrmachine adds \"machine-id:ID\".
+                                --tpm2-pcrs: one line for systemd-cryptenroll
+                                --tpm2-pcrs= (one bank, default sha256):
+                                15:sha256=HEX with what proves veriroot ran:
+                                PCR 11 literally with --uki, else 9 (its value
+                                at enrolment); --signed-pcr11: PCR 11 left to a
+                                signed policy (docs/sealing.md).
+                                --pcrlock: a systemd-pcrlock component of
+                                veriroot's events (every bank unless --banks),
+                                one variant of 755-veriroot.pcrlock.d/.
   veriroot log [FILE] [--json] [--no-tpm] [--tpm2-device PATH]
                                 parse and replay systemd's measurement log
                                 (default /run/log/systemd/tpm2-measure.log) and

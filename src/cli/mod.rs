@@ -41,6 +41,8 @@ pub enum Command {
         cmdline: Option<String>,
         /// Trusted keys to check signatures with (default: /etc/veriroot/keys).
         keys: Option<PathBuf>,
+        /// `--luks DEV`: LUKS2 volumes whose TPM2 policies are checked.
+        luks: Vec<PathBuf>,
     },
     EnableVerity {
         dir: PathBuf,
@@ -194,6 +196,7 @@ pub fn parse_args(
                 algorithm = Some(parse_algorithm("--hash", &parser.value()?.string()?)?)
             }
             ("digest", Value(v)) => files.push(PathBuf::from(v)),
+            ("check", Long("luks")) => files.push(PathBuf::from(parser.value()?)),
             ("predict", Long("digest")) => p.image = Some(parser.value()?.string()?),
             ("predict", Long("insecure")) => p.insecure = true,
             ("predict", Long("failure")) => p.failure = true,
@@ -205,6 +208,9 @@ pub fn parse_args(
             ("predict", Long("phase")) => p.phase = Some(parser.value()?.string()?),
             ("predict", Long("signer")) => p.signer = Some(PathBuf::from(parser.value()?)),
             ("predict", Long("machine-id")) => p.machine_id = Some(parser.value()?.string()?),
+            ("predict", Long("tpm2-pcrs")) => p.tpm2_pcrs = true,
+            ("predict", Long("signed-pcr11")) => p.signed_pcr11 = true,
+            ("predict", Long("pcrlock")) => p.pcrlock = true,
             ("predict", Long("banks")) => p.banks = parse_banks(&parser.value()?.string()?)?,
             ("predict" | "log", Long("json")) => p.json = true,
             ("log", Long("no-tpm")) => no_tpm = true,
@@ -225,6 +231,7 @@ pub fn parse_args(
             sysroot,
             cmdline,
             keys,
+            luks: files,
         },
         "enable-verity" => Command::EnableVerity {
             dir: path.ok_or("enable-verity needs the repository directory")?,
@@ -290,11 +297,13 @@ pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError
             sysroot,
             cmdline,
             keys,
+            luks,
         } => check::run(
             &sysroot,
             cmdline,
             &paths.cmdline,
             keys.as_deref().unwrap_or(&paths.keys),
+            &luks,
         )
         .map_err(CommandError::Check),
         Command::EnableVerity { dir, algorithm } => {

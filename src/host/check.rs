@@ -4,7 +4,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use rustix::io::Errno;
@@ -15,6 +15,7 @@ use crate::boot::repository::{self, Repository};
 use crate::boot::setup::{self, SetupError};
 use crate::boot::signatures::Trust;
 use crate::boot::sysext_images;
+use crate::host::luks::{self, LuksError, Tpm2Token};
 use crate::kernel::features::{self, Support};
 use crate::kernel::verity_ioctl;
 use crate::signature::{self, SignatureError, TrustedKey};
@@ -22,6 +23,8 @@ use crate::signature::{self, SignatureError, TrustedKey};
 /// One line of the report.
 pub struct Finding {
     pub ok: bool,
+    /// Not a reason the boot would fail, but a weakness to fix (`WARN`).
+    pub warn: bool,
     pub text: String,
 }
 
@@ -36,6 +39,7 @@ impl Report {
     fn ok(&mut self, text: impl Into<String>) {
         self.findings.push(Finding {
             ok: true,
+            warn: false,
             text: text.into(),
         });
     }
@@ -43,6 +47,15 @@ impl Report {
     fn fail(&mut self, text: impl Into<String>) {
         self.findings.push(Finding {
             ok: false,
+            warn: false,
+            text: text.into(),
+        });
+    }
+
+    fn warn(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: true,
+            warn: true,
             text: text.into(),
         });
     }
@@ -54,7 +67,12 @@ impl Report {
 
     pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
         for f in &self.findings {
-            writeln!(out, "{} {}", if f.ok { "ok  " } else { "FAIL" }, f.text)?;
+            let mark = match (f.ok, f.warn) {
+                (false, _) => "FAIL",
+                (true, true) => "WARN",
+                (true, false) => "ok  ",
+            };
+            writeln!(out, "{mark} {}", f.text)?;
         }
         let failed = self.findings.iter().filter(|f| !f.ok).count();
         if failed == 0 && self.insecure {
@@ -77,6 +95,7 @@ impl Report {
 #[derive(Debug)]
 pub enum CheckError {
     Cmdline(ReadError),
+    Luks(LuksError),
     Stdout(std::io::Error),
 }
 
@@ -84,6 +103,7 @@ impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckError::Cmdline(e) => e.fmt(f),
+            CheckError::Luks(e) => e.fmt(f),
             CheckError::Stdout(e) => write!(f, "writing the report to stdout: {e}"),
         }
     }
@@ -93,6 +113,7 @@ impl std::error::Error for CheckError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CheckError::Cmdline(e) => Some(e),
+            CheckError::Luks(e) => Some(e),
             CheckError::Stdout(e) => Some(e),
         }
     }
@@ -105,12 +126,17 @@ pub fn run(
     cmdline: Option<String>,
     cmdline_path: &Path,
     keys: &Path,
+    luks: &[PathBuf],
 ) -> Result<ExitCode, CheckError> {
     let cmdline = match cmdline {
         Some(text) => Cmdline::parse(&text),
         None => Cmdline::read(cmdline_path).map_err(CheckError::Cmdline)?,
     };
-    let report = check(sysroot, &cmdline, keys);
+    let mut report = check(sysroot, &cmdline, keys);
+    for dev in luks {
+        let tokens = luks::read_tokens(dev).map_err(CheckError::Luks)?;
+        check_tokens(&mut report, dev, &tokens);
+    }
     report
         .print(&mut std::io::stdout())
         .map_err(CheckError::Stdout)?;
@@ -119,6 +145,43 @@ pub fn run(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `--luks DEV`: each TPM2 keyslot's policy. One that binds PCR 15 but
+/// neither PCR 9 nor PCR 11 (nor a pcrlock policy) unseals for any initrd
+/// that replays veriroot's events: a warning, since the boot itself is
+/// not affected (docs/sealing.md). veriroot's PCR is 15 here whatever
+/// `[tpm] pcr` the initrd's configuration names: that is not on the host.
+fn check_tokens(report: &mut Report, dev: &Path, tokens: &[Tpm2Token]) {
+    let dev = dev.display();
+    if tokens.is_empty() {
+        report.warn(format!(
+            "{dev}: no systemd-tpm2 token: nothing sealed to the TPM there"
+        ));
+    }
+    for t in tokens {
+        let what = format!(
+            "{dev}: TPM2 token {} (keyslot {}) binds PCRs {:?}{}{}",
+            crate::text::escape(&t.id),
+            t.keyslots.join(","),
+            t.pcrs,
+            if t.pubkey_pcrs.is_empty() {
+                String::new()
+            } else {
+                format!(", signed {:?}", t.pubkey_pcrs)
+            },
+            if t.pcrlock { ", a pcrlock policy" } else { "" },
+        );
+        if t.binds_alone(15) {
+            report.warn(format!(
+                "{what}: PCR 15 without PCR 9 or 11, so an initrd without veriroot that \
+                 extends veriroot's events unseals it; re-enroll with \
+                 --tpm2-pcrs=\"$(veriroot predict --digest HEX --tpm2-pcrs)\" and wipe this keyslot"
+            ));
+        } else {
+            report.ok(what);
+        }
+    }
 }
 
 /// Runs every check against `sysroot` (the real root, as it will be

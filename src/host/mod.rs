@@ -1,6 +1,7 @@
 //! Tools that run on a host or in a booted system, never on the boot path:
 //! `check` (preflight), `enable_verity`, `digest` (fs-verity digests in
-//! userspace), `predict` (PCR values, incl. a UKI's PCR 11 from `uki`) and
+//! userspace), `predict` (PCR values, incl. a UKI's PCR 11 from `uki`, and
+//! the `--tpm2-pcrs=` form of `seal`) and
 //! `log` (replaying systemd's measurement log against the TPM), `status`
 //! (the running image and the last refused boot). They print
 //! to stdout; `main` dispatches to them.
@@ -14,7 +15,9 @@ pub mod check;
 pub mod digest;
 pub mod enable_verity;
 pub mod log;
+pub mod luks;
 pub mod predict;
+pub mod seal;
 pub mod status;
 pub mod uki;
 

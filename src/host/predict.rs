@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use crate::boot::cmdline::{Cmdline, ImageRef, MalformedArg};
 use crate::boot::config::{Config, ConfigError};
 use crate::fsverity::digest::{Algorithm, Digest, HexError};
+use crate::host::seal::{self, Pcr11};
 use crate::host::uki::{self, Uki, UkiError};
 use crate::measure::events::{self, Event};
 use crate::measure::HashAlg;
@@ -38,6 +39,9 @@ pub enum PredictError {
     SeveralImages,
     MachineId(String),
     Signer(KeyError),
+    /// `--tpm2-pcrs` with more than one bank: systemd-cryptenroll takes one.
+    Tpm2PcrsBanks(usize),
+    SignedWithoutTpm2Pcrs,
 }
 
 impl fmt::Display for PredictError {
@@ -83,6 +87,13 @@ impl fmt::Display for PredictError {
                 f,
                 "--machine-id {id}: expected 32 lowercase hex digits, as in /etc/machine-id"
             ),
+            PredictError::Tpm2PcrsBanks(n) => write!(
+                f,
+                "--tpm2-pcrs: {n} banks asked for, but a policy binds one; give --banks sha256 (or another one)"
+            ),
+            PredictError::SignedWithoutTpm2Pcrs => {
+                f.write_str("--signed-pcr11 only changes the --tpm2-pcrs form; add --tpm2-pcrs")
+            }
         }
     }
 }
@@ -124,6 +135,12 @@ pub struct PredictArgs {
     pub machine_id: Option<String>,
     /// The certificate (or public key) of the key that signed the image.
     pub signer: Option<PathBuf>,
+    /// Print the `--tpm2-pcrs=` argument of systemd-cryptenroll instead.
+    pub tpm2_pcrs: bool,
+    /// With --tpm2-pcrs: PCR 11 is bound by a signed policy, not literally.
+    pub signed_pcr11: bool,
+    /// Print a systemd-pcrlock component of veriroot's events instead.
+    pub pcrlock: bool,
 }
 
 /// The identity `veriroot:signer:` measures, from a certificate or public
@@ -203,14 +220,20 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, PredictError> {
         events.extend(events::sysext_events(&sysexts));
         events
     };
+    // systemd's own components cover the machine ID (lock-machine-id).
+    let veriroot_events = events.clone();
     if let Some(id) = &args.machine_id {
         events
             .push(events::machine_id_event(id).ok_or_else(|| PredictError::MachineId(id.clone()))?);
     }
-    let banks = if args.banks.is_empty() {
-        HashAlg::ALL.to_vec()
-    } else {
-        args.banks.clone()
+    if args.signed_pcr11 && !args.tpm2_pcrs {
+        return Err(PredictError::SignedWithoutTpm2Pcrs);
+    }
+    let banks = match (args.banks.as_slice(), args.tpm2_pcrs) {
+        ([], true) => vec![HashAlg::Sha256],
+        ([], false) => HashAlg::ALL.to_vec(),
+        ([_, _, ..], true) => return Err(PredictError::Tpm2PcrsBanks(args.banks.len())),
+        (b, _) => b.to_vec(),
     };
     let mut values = events::predict(&events, &banks);
     let phase = args.phase.as_deref().unwrap_or(uki::DEFAULT_PHASE);
@@ -224,7 +247,18 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, PredictError> {
                 .insert(uki::PCR_KERNEL_BOOT, value);
         }
     }
-    if args.json {
+    if args.pcrlock {
+        println!("{}", seal::pcrlock_json(&veriroot_events, &banks));
+    } else if args.tpm2_pcrs {
+        let pcr11 = if args.signed_pcr11 {
+            Pcr11::Signed
+        } else {
+            Pcr11::Literal
+        };
+        for (bank, pcrs) in &values {
+            println!("{}", seal::tpm2_pcrs(pcrs, *bank, uki.is_some(), pcr11));
+        }
+    } else if args.json {
         println!("{}", events::pcrs_json(&values));
     } else {
         for (name, data) in &sections {

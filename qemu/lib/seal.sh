@@ -1,0 +1,125 @@
+# shellcheck shell=bash
+# Secrets sealed to veriroot's PCRs (issue 14; docs/sealing.md): the
+# seal-* scenarios boot the Debian system of qemu/lib/debian.sh with a
+# second disk, a LUKS2 volume made and enrolled in the guest by the
+# tools a user runs (cryptsetup, systemd-cryptenroll with the values
+# `veriroot predict --tpm2-pcrs` printed on the host, systemd-creds) and
+# unlocked by systemd-cryptsetup from /etc/crypttab; the guest's checks
+# are qemu/guest/seal-checks.
+#
+#   source "$QEMU_DIR/lib/debian.sh"; source "$QEMU_DIR/lib/seal.sh"
+#   seal_prepare        in prepare(): debian_prepare, an empty 64 MiB
+#                       second disk (/dev/vdb) and a TPM whose state lasts
+#                       across the scenario's boots (vm_boot --tpm-state):
+#                       what boot 1 seals, boot 2's TPM can unseal
+#   seal_pcrs ARGS...   `veriroot predict ARGS --tpm2-pcrs` (sha256)
+#
+# The volume is made in the guest: on the host, formatting the opened
+# volume would need device-mapper (a host device), and the TPM that must
+# unseal it is the guest's anyway.
+
+SEAL_DATA_SIZE=64M
+# The TPM's refusal to unseal, in systemd's debug log. systemd 257 does
+# not send TPM2_Unseal when it would fail: it has the TPM build the policy
+# session over the current PCRs (TPM2_PolicyPCR), asks it for the session's
+# digest and compares that with the digest sealed in the token: "Current
+# policy digest does not match stored policy digest, cancelling TPM2
+# authentication attempt" (seal-unlock, trixie 257.13). Should TPM2_Unseal
+# be sent anyway, tpm2-tss decodes TPM2_RC_POLICY_FAIL ("a policy check
+# failed").
+SEAL_TPM_REFUSED='Current policy digest does not match stored policy digest|policy check failed'
+
+# seal_expect_refused LABEL...: the last boot's VT-SEAL lines of each
+# LABEL (a tool run by qemu/guest/seal-checks) hold the TPM's refusal.
+seal_expect_refused() {
+	local label
+	for label in "$@"; do
+		grep -aEq "^VT-SEAL: $label: .*($SEAL_TPM_REFUSED)" "$BOOT_LOG" || {
+			echo "boot $BOOT_N: $label failed, but not on the TPM's refusal: $(grep -a "^VT-SEAL: $label: " "$BOOT_LOG" | grep -ai 'fail' | tail -n 2 | tr '\n' ' ' | cut -c1-300)"
+			return 1
+		}
+	done
+}
+
+seal_prepare() {
+	debian_prepare || return 1
+	rm -rf "$SCENARIO_DIR/tpm" "$SCENARIO_DIR/seal-data.img"
+	truncate -s "$SEAL_DATA_SIZE" "$SCENARIO_DIR/seal-data.img" || return 1
+	# shellcheck disable=SC2034 # read by debian_boot (qemu/lib/debian.sh)
+	DEBIAN_VM_ARGS=(--disk "$SCENARIO_DIR/seal-data.img" --tpm-state "$SCENARIO_DIR/tpm")
+}
+
+seal_pcrs() {
+	local out
+	out=$(host_veriroot predict "$@" --tpm2-pcrs) || { echo "veriroot predict $* --tpm2-pcrs failed"; return 1; }
+	log "seal: predicted policy for $*: $out"
+	printf '%s\n' "$out"
+}
+
+# seal_second_image: in prepare(), after seal_prepare: a second valid image
+# in the repository, standing in for an older (or the next) release: the
+# Debian image's EROFS file with 4 KiB of zeros appended. The kernel reads
+# only the blocks its superblock names, so it mounts the same files; its
+# fs-verity digest, so PCR 15, differs. Its deployment gets the same /var
+# as the first. Sets SEAL_OTHER (its digest).
+seal_second_image() {
+	local img tmp=$SCENARIO_DIR/second.img d
+	img=$(readlink -f "$REPO/images/$DIGEST")
+	[ -f "$img" ] || { echo "seal: $REPO/images/$DIGEST is not a file" >&2; return 1; }
+	cp "$img" "$tmp" && truncate -s +4096 "$tmp" || return 1
+	d=$(host_veriroot digest --hash sha512 "$tmp" | awk '{ print $1 }') || return 1
+	d=${d#sha512:}
+	mkdir -p "$REPO/objects/${d:0:2}" "$DISK_TREE/state/deploy/$d" &&
+		mv "$tmp" "$REPO/objects/${d:0:2}/${d:2}" &&
+		ln -s "../objects/${d:0:2}/${d:2}" "$REPO/images/$d" &&
+		cp -a "$DEBIAN_BUILD/var" "$DISK_TREE/state/deploy/$d/var" || return 1
+	# shellcheck disable=SC2034 # read by the scenario files
+	SEAL_OTHER=$d
+	log "seal: second image sha512:$d (the first with 4 KiB appended)"
+}
+
+# seal_pcrlock_check DIR DIGEST...: does systemd-pcrlock take veriroot's
+# components? `veriroot predict --digest D --pcrlock` for each DIGEST,
+# saved as the variants of 755-veriroot.pcrlock.d/, and the trixie tree's
+# systemd-pcrlock (257) run on the host in a chroot of the tree's
+# pcrlock, pcrextend and libraries (extracted into DIR/tree: no ESP there
+# for make-policy to write to, nothing of the host's /run or /etc used),
+# against a private swtpm (DIR/tpm): PCR 15 extended by systemd-pcrextend
+# with the first image's events (its log in DIR), then `make-policy
+# --pcr=15`: the policy's PCR 15 values must be exactly the predicted
+# ones, one per image, nothing else (no zeros: the component must not be
+# optional). pcrlock's output and the policy stay in DIR.
+seal_pcrlock_check() (
+	local dir=$1 tree=$1/tree comp d want got pid=''
+	shift
+	rm -rf "$dir" && mkdir -p "$tree" "$dir/tpm" || exit 1
+	tar -C "$tree" -xf "$DEBIAN_TARBALL" ./lib64 ./usr/lib64 ./usr/bin/env ./usr/lib/x86_64-linux-gnu \
+		./usr/lib/systemd/systemd-pcrlock ./usr/lib/systemd/systemd-pcrextend || exit 1
+	mkdir -p "$tree/proc" "$tree/sys" "$tree/dev" "$tree/vt/comp/755-veriroot.pcrlock.d" || exit 1
+	comp=$tree/vt/comp/755-veriroot.pcrlock.d
+	for d in "$@"; do
+		host_veriroot predict --digest "$d" --pcrlock >"$comp/$d.pcrlock" || exit 1
+	done
+	trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null' EXIT
+	swtpm socket --tpm2 --tpmstate dir="$dir/tpm" --server type=unixio,path="$tree/vt/sock" \
+		--ctrl type=unixio,path="$tree/vt/sock.ctrl" --flags startup-clear --daemon \
+		--pid file="$dir/tpm/pid" --log file="$dir/swtpm.log" || exit 1
+	pid=$(cat "$dir/tpm/pid")
+	local env=(SYSTEMD_TPM2_DEVICE=swtpm:path=/vt/sock SYSTEMD_MEASURE_LOG_USERSPACE=/vt/tpm2-measure.log
+		SYSTEMD_MEASURE_LOG_FIRMWARE=/vt/empty SYSTEMD_FORCE_MEASURE=1)
+	: >"$tree/vt/empty"
+	while read -r _ _ _ e; do
+		_debian_chroot "$tree" "${env[@]}" /usr/lib/systemd/systemd-pcrextend --pcr=15 "$e" >>"$dir/pcrextend.log" 2>&1 || exit 1
+	done < <(host_veriroot predict --digest "$1" --banks sha256 | grep '^event PCR 15: ')
+	_debian_chroot "$tree" "${env[@]}" /usr/lib/systemd/systemd-pcrlock make-policy --pcr=15 \
+		--components=/vt/comp --policy=/vt/policy.json --recovery-pin=hide --no-pager >"$dir/make-policy.log" 2>&1 || {
+		echo "systemd-pcrlock make-policy failed: $(tail -n 1 "$dir/make-policy.log")"
+		exit 1
+	}
+	cp "$tree/vt/policy.json" "$dir/policy.json"
+	want=$(for d in "$@"; do host_veriroot predict --digest "$d" --banks sha256 | awk '/^PCR 15 sha256 / { print $4 }'; done | sort | paste -sd,)
+	got=$(python3 -c 'import json,sys; print(",".join(sorted(v for p in json.load(open(sys.argv[1]))["pcrValues"] if p["pcr"] == 15 for v in p["values"])))' "$dir/policy.json")
+	[ "$got" = "$want" ] || { echo "pcrlock's policy admits PCR 15 = $got, predicted $want"; exit 1; }
+	rm -rf "$tree"
+	log "seal: systemd-pcrlock make-policy admits PCR 15 = $got ($(grep -m1 'PCRs in protection mask' "$dir/make-policy.log"))"
+)
