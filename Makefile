@@ -21,13 +21,15 @@ PREFIX ?= /usr
 DESTDIR ?=
 # The docs the unit's Documentation= names, with the licences.
 DOCDIR ?= $(PREFIX)/share/doc/veriroot
-# Size limits (stripped, static): the full build 1,120 KiB, the initrd build
+# Size limits (stripped, static): the full build 1,152 KiB, the initrd build
 # MAX_INITRD_SIZE (docs/benchmarks.md, "Size": the 512 KiB of issue 19 is
 # not reached on stable Rust: a std hello world with the same profile is
 # already 385,592 bytes, most of it the panic handler's backtrace code).
 # Both rose with signed image digests (issue 15: RSA, ECDSA P-256/P-384,
 # the PKCS#7 reader, +139 KB on x86_64's initrd build) from 1 MiB / 832 KiB.
-MAX_SIZE := 1146880
+# The full build rose again to 1,152 KiB with the sealing helpers (issue 14:
+# predict --tpm2-pcrs/--pcrlock, check --luks; host code, not in the initrd).
+MAX_SIZE := 1179648
 MAX_INITRD_SIZE := 966656
 # The VM scenarios of every guest, in one report (qemu/run-scenarios):
 # x86_64 and aarch64 with Debian's stable kernel (6.12), x86_64 with the
