@@ -144,11 +144,12 @@ _vm_tpm_start() {
 	local i
 	swtpm socket --tpm2 --tpmstate dir="$1" --ctrl type=unixio,path="$1/sock" \
 		--daemon --pid file="$1/pid" --log file="$2",level=1 || return 1
-	for i in $(seq 50); do
+	# 30 s: a loaded 2-core host (CI) is slow, not broken.
+	for i in $(seq 300); do
 		[ -S "$1/sock" ] && [ -s "$1/pid" ] && return 0
-		[ "$i" = 50 ] || sleep 0.1
+		[ "$i" = 300 ] || sleep 0.1
 	done
-	echo "vm_boot: swtpm did not come up (see $2)" >&2
+	echo "vm_boot: swtpm did not come up in 30 s: $(_vm_last_line "$2") (see $2)" >&2
 	return 1
 }
 
@@ -298,7 +299,7 @@ _vm_cleanup() {
 }
 
 vm_boot() (
-	local dir log stderr_log offset start rc=0 what
+	local dir log stderr_log offset err_offset start rc=0 what attempt
 	_vm_tpm_state='' _vm_pid='' _vm_fault_pid=''
 	trap _vm_cleanup EXIT
 	trap 'exit 130' INT
@@ -318,28 +319,48 @@ vm_boot() (
 			_vm_tpm_state=$(mktemp -d /tmp/veriroot-tpm.XXXXXX)
 		fi &&
 			{ [ -z "$_vm_tpm_banks" ] ||
-				_vm_tpm_setup "$_vm_tpm_state" "$_vm_tpm_banks" "$dir/swtpm.log"; } &&
+				_vm_tpm_setup "$_vm_tpm_state" "$_vm_tpm_banks" "$dir/swtpm.log" ||
+				{ echo "vm_boot: $_vm_name: swtpm_setup failed: $(_vm_last_line "$dir/swtpm.log")" >&2 && false; }; } &&
 			_vm_tpm_start "$_vm_tpm_state" "$dir/swtpm.log" || return 1
 		[ -z "$_vm_tpm_fault" ] || _vm_tpm_fault_start "$_vm_tpm_state" "$dir/tpm-fault.log" || return 1
 	fi
 	_vm_qemu_cmd "$_vm_tpm_state"
-	printf '===== vm_boot %s: start %s =====\n' "$_vm_name" "$(date -u +%FT%TZ)" >>"$log"
-	offset=$(stat -c %s "$log")
-	start=$EPOCHREALTIME
-	_vm_run "$log" "$stderr_log" "$offset" || rc=$?
-	_vm_status "$rc" "$log" "$offset" || rc=$?
+	touch "$stderr_log" || return 1
+	for attempt in 1 2; do
+		printf '===== vm_boot %s: start %s =====\n' "$_vm_name" "$(date -u +%FT%TZ)" >>"$log"
+		offset=$(stat -c %s "$log") err_offset=$(stat -c %s "$stderr_log")
+		start=$EPOCHREALTIME rc=0
+		_vm_run "$log" "$stderr_log" "$offset" || rc=$?
+		_vm_status "$rc" "$log" "$offset" || rc=$?
+		# QEMU that failed before the guest printed a byte (a TPM socket
+		# not ready, a host under load) says nothing of the guest: once more.
+		if [ "$rc" != 1 ] || [ "$attempt" = 2 ] || [ "$(stat -c %s "$log")" != "$offset" ]; then
+			break
+		fi
+		echo "vm_boot: $_vm_name: QEMU failed before the guest started ($(_vm_last_line "$stderr_log" "$err_offset")), starting it again" >&2
+		if [ -n "$_vm_tpm_state" ] && ! _vm_pid_is "$(cat "$_vm_tpm_state/pid" 2>/dev/null)" swtpm; then
+			rm -f "$_vm_tpm_state/sock" "$_vm_tpm_state/pid"
+			_vm_tpm_start "$_vm_tpm_state" "$dir/swtpm.log" || return 1
+		fi
+	done
 	case $rc in
 	0) what='powered off' ;;
 	2) what='exited without powering off (panic or reboot)' ;;
 	3) what="stopped at /$_vm_stop_on/" ;;
 	124) what="timed out (--timeout $_vm_timeout)" ;;
-	*) what="QEMU failed (see $stderr_log)" rc=1 ;;
+	*) what="QEMU failed: $(_vm_last_line "$stderr_log" "$err_offset") (see $stderr_log)" rc=1 ;;
 	esac
 	what="$what after $(_vm_elapsed "$start") s"
 	printf '\n===== vm_boot %s: rc=%s, %s =====\n' "$_vm_name" "$rc" "$what" >>"$log"
 	echo "vm_boot: $_vm_name: $what" >&2
 	return "$rc"
 )
+
+# _vm_last_line FILE [OFFSET]: FILE's last non-empty line after OFFSET,
+# printable characters only, at most 200: for a one-line reason.
+_vm_last_line() {
+	tail -c "+$((${2:-0} + 1))" "$1" 2>/dev/null | grep -a . | tail -n 1 | tr -cd '[:print:]' | cut -c 1-200
+}
 
 # _vm_elapsed START: seconds since START ($EPOCHREALTIME), one decimal.
 _vm_elapsed() {
