@@ -154,10 +154,19 @@ impl Trust {
         if self.policy == SignaturePolicy::Off {
             return Ok(None);
         }
-        if self.policy == SignaturePolicy::Required && image_ref.insecure {
-            return Err(SignatureRefusal::Insecure {
-                source: image_ref.source.clone(),
-            });
+        if image_ref.insecure {
+            if self.policy == SignaturePolicy::Required {
+                return Err(SignatureRefusal::Insecure {
+                    source: image_ref.source.clone(),
+                });
+            }
+            // A signer measured for a tree the kernel does not enforce
+            // would vouch for files nobody checks: not looked at.
+            log::warn!(
+                "'{}' is insecure: its signature, if any, is not checked or measured",
+                image_ref.source
+            );
+            return Ok(None);
         }
         let digest = &image_ref.digest;
         let path = repo.signature_path(digest);
