@@ -84,7 +84,7 @@ bootcount_entries() {
 
 bootcount_run() {
 	local vars=$SCENARIO_DIR/vars.fd
-	cp "$UKI_WORK/vars.fd" "$vars" || return 1
+	cp "$UKI_WORK/vars.fd" "$vars" || { echo "bootcount: copying $UKI_WORK/vars.fd failed"; return 1; }
 	# After vm_boot's -no-reboot, which QEMU then ignores: a reset restarts
 	# the firmware in the same run, as a machine's reboot does.
 	# shellcheck disable=SC2034 # read by _debian_boot_with (dynamic scope)
@@ -129,7 +129,8 @@ bootcount_expect_pcrs() {
 	*,sha256,*) ;;
 	*) echo "run $BOOT_N, boot ${file##*-}: the initramfs hook printed no sha256 PCR 15 (banks: '$banks')" && return 1 ;;
 	esac
-	want=$(host_veriroot predict "$@" --banks "$banks" --json) || return 1
+	want=$(host_veriroot predict "$@" --banks "$banks" --json) ||
+		{ echo "run $BOOT_N: veriroot predict $* --banks '$banks' failed (see harness.log)"; return 1; }
 	awk '{ print "VT-PCR:", $2, $3, tolower($4) }' "$file" >"$file.lower"
 	got=$(BOOT_LOG=$file.lower _pcrs_json "$want")
 	[ "$got" = "$want" ] || { echo "run $BOOT_N, boot ${file##*-}: PCRs in the initrd $got, predicted $want"; return 1; }
