@@ -19,6 +19,8 @@
 #                                        boot; must end in emergency.target
 #                                        (the initramfs's test hook prints
 #                                        VT-EMERGENCY and powers off)
+#   debian_expect_refused REGEX...       debian_refuse's checks, for a boot
+#                                        of debian_boot's own command line
 #   debian_expect_pcrs EXPECTED_JSON [PREFIX]
 #                                        the last boot's VT-PCR lines (or
 #                                        PREFIX's, e.g. VT-INITRD-PCR) equal
@@ -80,7 +82,10 @@ DEBIAN_MMDEBSTRAP_OPTS=(
 # apt.conf.d, refuses it. Forky's tree takes the packages anyway, as
 # signed; the option is part of the key, trixie's is unchanged.
 [ "$DEBIAN_SUITE" = trixie ] || DEBIAN_MMDEBSTRAP_OPTS+=(--aptopt='Acquire::Check-Valid-Until "false"')
-DEBIAN_VARIANTS=(default etc-transient)
+# signed: [trust] signatures = "required" and the build's test certificate
+# (_debian_signing_key) in the initramfs; every build's repository carries
+# the image's signature (_debian_sign), which the other variants ignore.
+DEBIAN_VARIANTS=(default etc-transient signed)
 # What systemd-pcrextend dlopen()s (esys, rc, mu, the device TCTI) and
 # what they link (sys): dracut --install does not resolve libraries' needs.
 DEBIAN_INITRD_LIBS=$(printf '/usr/lib/x86_64-linux-gnu/libtss2-%s ' esys.so.0 rc.so.0 mu.so.0 tcti-device.so.0 sys.so.1)
@@ -96,11 +101,44 @@ _debian_variant_config() {
 	case $1 in
 	default) ;;
 	etc-transient) printf '[etc]\nmount = "transient"\n' ;;
+	signed) printf '[trust]\nsignatures = "required"\n' ;;
 	*)
 		echo "debian: unknown variant '$1'" >&2
 		return 1
 		;;
 	esac
+}
+
+# _debian_variant_certs VARIANT DIR: the certificates (paths, one a line)
+# of the build DIR that VARIANT's tree has in /etc/veriroot/keys when
+# dracut runs, so that veriroot's dracut module copies them.
+_debian_variant_certs() {
+	case $1 in
+	signed) printf '%s\n' "$2/signing/vendor.pem" ;;
+	esac
+}
+
+# _debian_signing_key DIR: the build's own test key pair, DIR/signing/
+# vendor.{key,pem} (signing_key, qemu/lib/scenario.sh: ECDSA P-256, a
+# self-signed certificate). Made once per build, so the certificate in the
+# signed initramfs and the signature in the repository always match.
+_debian_signing_key() {
+	mkdir -p "$1/signing" && signing_key "$1/signing" vendor ec:P-256
+}
+
+# _debian_sign DIR: `fsverity sign` of the build's image (its sha512
+# digest) with DIR/signing/vendor.key, into the repository's
+# signatures/<digest>.sig (docs/formats.md, "Signed images"): on every
+# disk made from the build (debian_prepare), read only when the
+# initramfs's [trust] signatures asks.
+_debian_sign() {
+	local dir=$1 digest
+	digest=$(cat "$dir/digest") || return 1
+	ALGORITHM=sha512 REPO=$dir/repo SCENARIO_DIR=$dir/signing sign_image "$digest" vendor || return 1
+	[ -s "$dir/repo/signatures/$digest.sig" ] || {
+		echo "debian: fsverity sign wrote no signatures/$digest.sig" >&2
+		return 1
+	}
 }
 
 # _debian_mirror: debian_mirror (qemu/lib/arch.sh).
@@ -272,15 +310,21 @@ _debian_customize() {
 	ln -sfn ../vt-initrd-pcrs.service "$inc/etc/systemd/system/initrd-root-fs.target.wants/vt-initrd-pcrs.service"
 }
 
-# _debian_dracut TREE KVER VARIANT OUT: the tree's own dracut, in a chroot.
+# _debian_dracut TREE KVER VARIANT OUT [CERT...]: the tree's own dracut, in
+# a chroot; VARIANT's veriroot.conf and the certificates CERT in the tree's
+# /etc/veriroot (keys/) while it runs, as a user would have them there.
 _debian_dracut() {
-	local tree=$1 kver=$2 variant=$3 out=$4 conf img=/var/tmp/vt-initramfs.img
+	local tree=$1 kver=$2 variant=$3 out=$4 conf img=/var/tmp/vt-initramfs.img cert
+	shift 4
 	conf=$(_debian_variant_config "$variant") || return 1
 	rm -rf "$tree/etc/veriroot"
 	if [ -n "$conf" ]; then
 		mkdir -p "$tree/etc/veriroot"
 		printf '%s' "$conf" >"$tree/etc/veriroot/veriroot.conf"
 	fi
+	for cert in "$@"; do
+		install -D -m 0644 "$cert" "$tree/etc/veriroot/keys/${cert##*/}" || return 1
+	done
 	# systemd-pcrextend (the enter-initrd barrier in PCR 11 when booted from
 	# a UKI) dlopen()s tpm2-tss; dracut's own tpm2-tss module is only taken
 	# when tpm2-tools is installed, which this tree has not.
@@ -294,7 +338,13 @@ _debian_dracut() {
 	_debian_chroot "$tree" lsinitrd -f etc/modules-load.d/veriroot.conf "$img" >"$out.modules-load" 2>&1 ||
 		return 1
 	mv "$tree$img" "$out"
-	_debian_check_initramfs "$out.lsinitrd" "$conf" "$out.modules-load" "$tree" "$kver"
+	_debian_check_initramfs "$out.lsinitrd" "$conf" "$out.modules-load" "$tree" "$kver" || return 1
+	for cert in "$@"; do
+		grep -Eq " etc/veriroot/keys/${cert##*/}\$" "$out.lsinitrd" || {
+			echo "debian: the $variant initramfs lacks etc/veriroot/keys/${cert##*/} (see $out.lsinitrd)" >&2
+			return 1
+		}
+	done
 }
 
 # _debian_check_coexistence TREE KVER DIR: composefs-rs's dracut module
@@ -449,9 +499,12 @@ _debian_build_into() {
 	cp "$vmlinuz" "$dir/vmlinuz"
 	cp "$tree/usr/lib/os-release" "$dir/os-release"
 	_debian_time install "$t" _debian_customize "$tree" || return 1
+	_debian_signing_key "$dir" || return 1
+	local -a certs
 	for variant in "${DEBIAN_VARIANTS[@]}"; do
+		mapfile -t certs < <(_debian_variant_certs "$variant" "$dir")
 		_debian_time "dracut-$variant" "$t" _debian_dracut "$tree" "$kver" "$variant" \
-			"$dir/initramfs-$variant.img" || return 1
+			"$dir/initramfs-$variant.img" ${certs[@]+"${certs[@]}"} || return 1
 	done
 	_debian_time dracut-without "$t" _debian_module_size "$tree" "$kver" "$dir" || return 1
 	_debian_time dracut-coexistence "$t" _debian_check_coexistence "$tree" "$kver" "$dir" || return 1
@@ -463,6 +516,7 @@ _debian_build_into() {
 		return 1
 	fi
 	_debian_time image "$t" _debian_image "$dir" || return 1
+	_debian_time sign "$t" _debian_sign "$dir" || return 1
 	# The deployment's /var starts as the image's (bootc does the same).
 	mv "$tree/var" "$dir/var"
 	rm -rf "$tree"
@@ -683,6 +737,10 @@ debian_refuse() {
 	local variant=$1 kargs=$2
 	shift 2
 	debian_boot "$variant" "composefs=$DIGEST${kargs:+ $kargs}"
+	debian_expect_refused "$@"
+}
+
+debian_expect_refused() {
 	[ "$BOOT_RC" -eq 0 ] || { echo "boot $BOOT_N: vm_boot returned $BOOT_RC (expected the emergency hook's power-off)"; return 1; }
 	! grep -aq 'VT: START' "$BOOT_LOG" || { echo "boot $BOOT_N: the Debian system came up, expected a refusal"; return 1; }
 	_expect_lines 'VT-EMERGENCY: START' 'VT-EMERGENCY: DONE' 'veriroot: refusing to boot' "$@"
