@@ -85,7 +85,10 @@ DEBIAN_MMDEBSTRAP_OPTS=(
 # signed: [trust] signatures = "required" and the build's test certificate
 # (_debian_signing_key) in the initramfs; every build's repository carries
 # the image's signature (_debian_sign), which the other variants ignore.
-DEBIAN_VARIANTS=(default etc-transient signed)
+# Only trixie's build has it (debian-signed-boot): a dracut run less for
+# forky's.
+DEBIAN_VARIANTS=(default etc-transient)
+[ "$DEBIAN_SUITE" != trixie ] || DEBIAN_VARIANTS+=(signed)
 # What systemd-pcrextend dlopen()s (esys, rc, mu, the device TCTI) and
 # what they link (sys): dracut --install does not resolve libraries' needs.
 DEBIAN_INITRD_LIBS=$(printf '/usr/lib/x86_64-linux-gnu/libtss2-%s ' esys.so.0 rc.so.0 mu.so.0 tcti-device.so.0 sys.so.1)
