@@ -131,7 +131,10 @@ fn each_policy_on_a_signed_an_unsigned_and_a_badly_signed_image() {
     let insecure = format!("composefs=?{A}");
     let e = s.check(SignaturePolicy::Required, &insecure).unwrap_err();
     assert!(matches!(e, SignatureRefusal::Insecure { .. }), "{e}");
-    assert_eq!(s.check(SignaturePolicy::IfPresent, &insecure).unwrap(), None);
+    assert_eq!(
+        s.check(SignaturePolicy::IfPresent, &insecure).unwrap(),
+        None
+    );
     // Signed by a key the initrd does not have: refused by both.
     let stranger = s.keypair("stranger", false);
     s.sign(&stranger);
