@@ -13,6 +13,9 @@
 #                       across the scenario's boots (vm_boot --tpm-state):
 #                       what boot 1 seals, boot 2's TPM can unseal
 #   seal_pcrs ARGS...   `veriroot predict ARGS --tpm2-pcrs` (sha256)
+#   seal_pcr PCR        the last boot's sha256 PCR value, as the guest's
+#                       seal-pcrs check printed it (VT-SEAL-PCR lines)
+#   seal_tpm_state      the last boot's owner hierarchy (enabled or not)
 #
 # The volume is made in the guest: on the host, formatting the opened
 # volume would need device-mapper (a host device), and the TPM that must
@@ -54,6 +57,31 @@ seal_pcrs() {
 	out=$(host_veriroot predict "$@" --tpm2-pcrs) || { echo "veriroot predict $* --tpm2-pcrs failed"; return 1; }
 	log "seal: predicted policy for $*: $out"
 	printf '%s\n' "$out"
+}
+
+seal_pcr() {
+	local v
+	v=$(grep -a "^VT-SEAL-PCR: sha256 $1 " "$BOOT_LOG" | tail -n 1 | awk '{ print tolower($4) }')
+	[ -n "$v" ] || { echo "boot $BOOT_N: no sha256 PCR $1 among the VT-SEAL-PCR lines"; return 1; }
+	printf '%s\n' "$v"
+}
+
+# seal_tpm_state: the last boot's TPM_PT_STARTUP_CLEAR as the guest's
+# seal-pcrs check read it, and whether the owner hierarchy (shEnable,
+# bit 1: systemd's SRK is in it) was enabled. SeaBIOS disables it after
+# a TPM command failed it in the firmware; then every keyslot fails to
+# load ("tpm:handle(1):the handle is not correct for the use"), which
+# says nothing about the policy.
+seal_tpm_state() {
+	local v
+	v=$(grep -a -m1 '^VT-SEAL-TPM: startup-clear ' "$BOOT_LOG" | awk '{ print $3 }')
+	case $v in
+	[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f])
+		printf 'TPM_PT_STARTUP_CLEAR 0x%s (owner hierarchy %s)\n' "$v" \
+			"$([ $((0x$v & 2)) -ne 0 ] && echo enabled || echo DISABLED)"
+		;;
+	*) printf 'TPM_PT_STARTUP_CLEAR not read\n' ;;
+	esac
 }
 
 # seal_second_image: in prepare(), after seal_prepare: a second valid image
