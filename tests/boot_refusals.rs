@@ -257,20 +257,8 @@ fn signature_refusals_cap_the_pcrs_and_mount_nothing() {
     assert!(e.to_string().contains("holds no *.pem or *.der key"), "{e}");
     boot.assert_capped(15);
     boot.assert_nothing_mounted(sysroot.path());
-    // if-present, a signature file that is not one: refused, capped.
-    let boot = Boot::new();
-    std::fs::write(repo.join(format!("signatures/{HEX}.sig")), b"\x30\x03junk").unwrap();
-    let if_present = Config {
-        signatures: SignaturePolicy::IfPresent,
-        ..Config::default()
-    };
-    let e = boot.setup_root(&if_present, sysroot.path(), &format!("composefs=?{HEX}"));
-    assert!(
-        e.to_string().contains(&format!(
-            "signatures/{HEX}.sig: not a DER PKCS#7 SignedData"
-        )),
-        "{e}"
-    );
-    boot.assert_capped(15);
-    boot.assert_nothing_mounted(sysroot.path());
+    // A signature is checked after the image's fs-verity digest, which
+    // this host cannot compute, and an insecure `?` image's signature is
+    // not looked at: a bad signature file's refusal is tests/signatures.rs'
+    // (Trust::check) and the signed-corrupt scenario's (the whole boot).
 }
