@@ -264,7 +264,6 @@ stage() { grep -o "$1 [0-9.]*" "$OUT/veriroot.stages" | awk '{ print $2 }' | med
 
 main() {
 	prepare_all
-	peer_build
 	debian_build
 	peer_initramfs
 	vm_scenario_reset "$SCENARIO"
