@@ -4,7 +4,7 @@
 # `make bench` marker comments), so no number there is copied by hand.
 #
 #   benches/report.sh            (or: make bench)
-#   BENCHES="digest" benches/report.sh     only some (digest boot size)
+#   BENCHES="digest" benches/report.sh     only some (digest boot systemd size)
 #   RUNS=3 ROUNDS=3 benches/report.sh      a quick look (passed down)
 #
 # Each part is preceded by the 1-minute load average; a part started at a
@@ -18,7 +18,7 @@ DOC=docs/benchmarks.md
 OUT=target/bench/report.md
 BEGIN='<!-- make bench: begin (benches/report.sh writes this section) -->'
 END='<!-- make bench: end -->'
-BENCHES=${BENCHES:-digest boot size}
+BENCHES=${BENCHES:-digest boot systemd size}
 QUIET_LOAD=0.5
 
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -71,9 +71,10 @@ report() {
 		case $b in
 		digest) part '`veriroot digest` against `fsverity digest`' benches/digest.sh ;;
 		boot) part '`veriroot setup-root` against `composefs-setup-root` (minimal initrd, TCG)' benches/boot.sh ;;
+		systemd) part '`veriroot-setup-root.service` against `composefs-setup-root` (Debian systemd initrd, TCG)' benches/systemd-initrd.sh ;;
 		size) part 'Binary sizes (stripped, static)' sizes ;;
 		*)
-			echo "report.sh: unknown benchmark '$b' (known: digest boot size)" >&2
+			echo "report.sh: unknown benchmark '$b' (known: digest boot systemd size)" >&2
 			return 1
 			;;
 		esac
