@@ -9,6 +9,8 @@ source "$QEMU_DIR/lib/initrd.sh"
 source "$QEMU_DIR/lib/vm.sh"
 # shellcheck source=qemu/lib/testimage.sh
 source "$QEMU_DIR/lib/testimage.sh"
+# shellcheck source=qemu/lib/disk.sh
+source "$QEMU_DIR/lib/disk.sh"
 
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
 # Where the scenarios' folders go (VERIROOT_SCENARIOS; default target/scenarios).
@@ -476,25 +478,20 @@ _pcrs_json() {
 
 # --- one scenario -------------------------------------------------------------
 
-# make_disk: the real root's tree → ext4 (4 KiB blocks, verity) → provisioned.
+# make_disk: the real root's tree → ext4 (4 KiB blocks, verity) →
+# provisioned (qemu/lib/disk.sh: shared where the tree is a known base).
 make_disk() {
 	DISK_TREE=$SCENARIO_DIR/root
 	REPO=$DISK_TREE/composefs
 	rm -rf "$DISK_TREE"
-	mkdir -p "$DISK_TREE/state"
-	cp -a "$WORK/repo-$ALGORITHM" "$REPO"
-	if declare -F prepare >/dev/null; then prepare || { echo "prepare() failed"; return 1; }; fi
-	printf '%s\n' "${NOVERITY[@]}" >"$DISK_TREE/.vt-noverity"
-	rm -f "$SCENARIO_DIR/disk.img"
-	truncate -s "${DISK_SIZE:-128M}" "$SCENARIO_DIR/disk.img"
-	mke2fs -q -t ext4 -b 4096 -O verity -L vt-root -d "$DISK_TREE" "$SCENARIO_DIR/disk.img"
-	local rc=0
-	vm_boot --name "$SCENARIO" --initrd "$WORK/initrd-provision.img" --disk "$SCENARIO_DIR/disk.img" \
-		--timeout "$BOOT_TIMEOUT" --log "$SCENARIO_DIR/provision.log" || rc=$?
-	grep -aq 'PROVISION OK' "$SCENARIO_DIR/provision.log" || {
-		echo "provisioning boot failed (rc=$rc): $(grep -a -m1 'PROVISION FAIL' "$SCENARIO_DIR/provision.log" | tr -d '\r')"
-		return 1
-	}
+	mkdir -p "$DISK_TREE"
+	disk_base_plain "$DISK_TREE" || return 1
+	if declare -F prepare >/dev/null; then
+		prepare || { echo "prepare() failed"; return 1; }
+	else
+		DISK_BASE=disk_base_plain DISK_BASE_ID=plain-$ALGORITHM
+	fi
+	disk_make
 }
 
 # run_one NAME: prints the reason on stdout if it fails.
