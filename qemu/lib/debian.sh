@@ -92,6 +92,14 @@ DEBIAN_VARIANTS=(default etc-transient)
 # What systemd-pcrextend dlopen()s (esys, rc, mu, the device TCTI) and
 # what they link (sys): dracut --install does not resolve libraries' needs.
 DEBIAN_INITRD_LIBS=$(printf '/usr/lib/x86_64-linux-gnu/libtss2-%s ' esys.so.0 rc.so.0 mu.so.0 tcti-device.so.0 sys.so.1)
+# systemd-cryptsetup's TPM2 token plugin (trixie: in systemd-cryptsetup),
+# which libcryptsetup loads to open a TPM2 keyslot: dracut's crypt modules
+# install systemd-cryptsetup without it (its tpm2-tss module would add it,
+# but only with tpm2-tools installed), so a refused boot's emergency mode
+# could not even ask the TPM (seal-other-image's refused boot).
+[ "$DEBIAN_SUITE" != trixie ] ||
+	DEBIAN_INITRD_LIBS+=' /usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-systemd-tpm2.so'
+
 DEBIAN_CACHE=$VERIROOT_CACHE/debian
 DEBIAN_WORK=$WORK/debian/$DEBIAN_TREE
 DEBIAN_BOOT_TIMEOUT=${DEBIAN_BOOT_TIMEOUT:-600}
@@ -277,7 +285,8 @@ _debian_customize() {
 	ln -sfn /usr/lib/systemd/system/veriroot-test.service \
 		"$tree/etc/systemd/system/multi-user.target.wants/veriroot-test.service" || return 1
 	# The initramfs's emergency hook (dracut --include; not in the image).
-	install -D -m 0755 "$QEMU_DIR/guest/debian-emergency" "$inc/usr/bin/vt-emergency" || return 1
+	install -D -m 0755 "$QEMU_DIR/guest/debian-emergency" "$inc/usr/bin/vt-emergency" &&
+		install -D -m 0755 "$QEMU_DIR/guest/seal-try" "$inc/usr/bin/vt-seal-try" || return 1
 	cat >"$inc/etc/systemd/system/vt-emergency.service" <<-'UNIT' || return 1
 		[Unit]
 		Description=veriroot system test: report the refused boot, power off
@@ -537,7 +546,8 @@ _debian_key() {
 			"$VERIROOT_DIR/dracut/50veriroot/module-setup.sh" "$VERIROOT_DIR/Makefile" \
 			"$VERIROOT_DIR/packaging/build-deb" "$VERIROOT_DIR"/packaging/debian/* \
 			"$QEMU_DIR/guest/debian-check" "$QEMU_DIR/guest/seal-checks" "$QEMU_DIR/guest/debian-emergency" \
-			"$QEMU_DIR/guest/tpm-dump" "$QEMU_DIR/guest/debian-initrd-pcrs" "${BASH_SOURCE[0]}"
+			"$QEMU_DIR/guest/tpm-dump" "$QEMU_DIR/guest/debian-initrd-pcrs" "$QEMU_DIR/guest/seal-try" \
+			"${BASH_SOURCE[0]}"
 	} | sha256sum | cut -c1-16
 }
 
