@@ -151,3 +151,35 @@ seal_pcrlock_check() (
 	rm -rf "$tree"
 	log "seal: systemd-pcrlock make-policy admits PCR 15 = $got ($(grep -m1 'PCRs in protection mask' "$dir/make-policy.log"))"
 )
+
+# seal_forged_initrd OUT UKI: the forged initrd of seal-forged-initrd, a
+# cpio (OUT) that uki_make appends to the Debian initramfs: it masks
+# veriroot-setup-root.service (/etc/systemd/system/… → /dev/null; the
+# unit itself is in /usr/lib) and runs qemu/guest/forge-pcr15 before the PCRs are read, with the
+# PCR 15 events `veriroot predict --uki UKI` lists for the genuine UKI.
+# Only the initrd differs from UKI: what systemd-stub measures into PCR 11.
+seal_forged_initrd() {
+	local out=$1 uki=$2 dir=$SCENARIO_DIR/forge units
+	units=$dir/etc/systemd/system
+	rm -rf "$dir" && mkdir -p "$units/initrd-root-fs.target.wants" "$dir/usr/bin" || return 1
+	host_veriroot predict --uki "$uki" --banks sha256 | sed -n 's/^event PCR 15: //p' >"$dir/etc/vt-forge-events" ||
+		return 1
+	[ -s "$dir/etc/vt-forge-events" ] || { echo "seal: veriroot predict --uki listed no PCR 15 event" >&2; return 1; }
+	ln -s /dev/null "$units/veriroot-setup-root.service" &&
+		install -m 0755 "$QEMU_DIR/guest/forge-pcr15" "$dir/usr/bin/vt-forge-pcr15" || return 1
+	cat >"$units/vt-forge-pcr15.service" <<-'UNIT' || return 1
+		[Unit]
+		Description=seal-forged-initrd: veriroot's PCR 15 events, without veriroot
+		DefaultDependencies=no
+		After=tpm2.target systemd-tpm2-setup-early.service systemd-pcrphase-initrd.service sysroot.mount
+		Before=vt-initrd-pcrs.service initrd-root-fs.target
+
+		[Service]
+		Type=oneshot
+		RemainAfterExit=yes
+		ExecStart=/usr/bin/vt-forge-pcr15
+	UNIT
+	ln -s ../vt-forge-pcr15.service "$units/initrd-root-fs.target.wants/vt-forge-pcr15.service" || return 1
+	(cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$out" || return 1
+	log "seal: forged initrd $out: $(wc -l <"$dir/etc/vt-forge-events") PCR 15 event(s), veriroot's unit masked"
+}

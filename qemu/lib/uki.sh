@@ -6,7 +6,9 @@
 #
 #   source "$QEMU_DIR/lib/debian.sh"; source "$QEMU_DIR/lib/uki.sh"
 #   uki_prepare                  tools, Secure Boot keys, enrolled variables
-#   uki_make OUT "KARGS"         UKI of the Debian kernel and initramfs whose
+#   uki_make OUT "KARGS" [INITRD]
+#                                UKI of the Debian kernel and initramfs (and
+#                                the cpio INITRD appended to it) whose
 #                                .cmdline is "root=LABEL=vt-root rw KARGS
 #                                console=ttyS0 panic=-1 oops=panic", signed
 #                                with the test db key (OUT.unsigned: before)
@@ -145,10 +147,13 @@ _uki_prepare_locked() {
 		{ echo "uki: enrolling the keys with virt-fw-vars failed (see harness.log)"; return 1; }
 }
 
-# uki_make OUT "KARGS": needs DEBIAN_BUILD (debian_prepare ran).
+# uki_make OUT "KARGS" [INITRD]: needs DEBIAN_BUILD (debian_prepare ran).
+# INITRD: a cpio ukify appends to the default initramfs in the .initrd
+# section (the kernel unpacks both; a later file replaces an earlier one).
 uki_make() {
-	local out=$1 kargs=$2
-	ukify build --linux="$DEBIAN_BUILD/vmlinuz" --initrd="$DEBIAN_BUILD/initramfs-default.img" \
+	local out=$1 kargs=$2 extra=()
+	[ -z "${3:-}" ] || extra=(--initrd="$3")
+	ukify build --linux="$DEBIAN_BUILD/vmlinuz" --initrd="$DEBIAN_BUILD/initramfs-default.img" "${extra[@]}" \
 		--uname="$(cat "$DEBIAN_BUILD/kver")" --os-release=@"$DEBIAN_BUILD/os-release" \
 		--stub="$UKI_TOOLS/usr/lib/systemd/boot/efi/linuxx64.efi.stub" \
 		--cmdline="root=LABEL=$DEBIAN_ROOT_LABEL rw $kargs $UKI_CONSOLE" \
