@@ -2,7 +2,7 @@
 #   make demo     build everything, boot a verified image under QEMU
 #   make test     unit tests, a fuzz smoke, every VM scenario, x86_64 and
 #                 aarch64 guests (installs what it needs)
-#   make fuzz     each fuzz target FUZZ_MINUTES (default 10), one at a time
+#   make fuzz     each fuzz target FUZZ_MINUTES (default 10), FUZZ_JOBS at once
 #   make install DESTDIR=...  (PREFIX=/usr, DOCDIR=PREFIX/share/doc/veriroot)
 #   make uninstall DESTDIR=...  what install put there
 #   make deb      target/deb/veriroot_<version>_<arch>.deb (amd64, arm64)
@@ -97,7 +97,8 @@ scenarios: build
 fuzz-smoke: deps
 	fuzz/run $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
-# The campaign (not part of `make test`): FUZZ_MINUTES per target, in turn.
+# The campaign (not part of `make test`): FUZZ_MINUTES per target,
+# FUZZ_JOBS targets at once (fuzz/run; default: the number of CPUs).
 # New inputs are kept in fuzz/work/ (ignored by git) for the next run.
 fuzz: deps
 	fuzz/run $$(( $(FUZZ_MINUTES) * 60 )) $(FUZZ_TARGETS)
