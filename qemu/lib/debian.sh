@@ -586,9 +586,12 @@ _debian_build_locked() {
 	fi
 	mv "$tmp" "$DEBIAN_BUILD"
 	# Builds for other inputs (~220 MB each): keep the two newest, which a
-	# concurrent run may still use.
+	# concurrent run may still use; with them go their shared disks
+	# (qemu/lib/disk.sh, debian_prepare's DISK_BASE_ID).
 	find "$DEBIAN_WORK" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name '.tmp.*' -printf '%T@ %p\n' |
-		sort -rn | tail -n +3 | cut -d' ' -f2- | while read -r old; do rm -rf "$old"; done
+		sort -rn | tail -n +3 | cut -d' ' -f2- | while read -r old; do
+		rm -rf "$old" "$WORK/disks/debian-$DEBIAN_TREE-${old##*/}-"*
+	done
 }
 
 # debian_dracut_kernel_check KERNEL: veriroot's dracut module on another
