@@ -29,8 +29,12 @@ SEAL_DATA_SIZE=64M
 # policy digest does not match stored policy digest, cancelling TPM2
 # authentication attempt" (seal-unlock, trixie 257.13). Should TPM2_Unseal
 # be sent anyway, tpm2-tss decodes TPM2_RC_POLICY_FAIL ("a policy check
-# failed").
-SEAL_TPM_REFUSED='Current policy digest does not match stored policy digest|policy check failed'
+# failed"). A systemd-pcrlock policy (seal-unlock's seal-pcrlock) is a
+# TPM2_PolicyOR over the allowed PCR states: the TPM refuses the OR itself
+# when the session's PCR digest is none of them (TPM_RC_VALUE on its first
+# parameter, "Failed to add OR policy to TPM: tpm:parameter(1):value is out
+# of range or is not correct for the context").
+SEAL_TPM_REFUSED='Current policy digest does not match stored policy digest|policy check failed|Failed to add OR policy to TPM: tpm:parameter\(1\):value is out of range'
 
 # seal_expect_refused LABEL...: the last boot's VT-SEAL lines of each
 # LABEL (a tool run by qemu/guest/seal-checks) hold the TPM's refusal.
