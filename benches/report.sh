@@ -7,8 +7,9 @@
 #   BENCHES="digest" benches/report.sh     only some (digest boot systemd size)
 #   RUNS=3 ROUNDS=3 benches/report.sh      a quick look (passed down)
 #
-# Each part is preceded by the 1-minute load average; a part started at a
-# load above 0.5 is marked as not measured on a quiet machine (the ratios
+# Each part waits (up to QUIET_WAIT s) for the 1-minute load average to
+# fall to 0.5 and is preceded by it; a part started at a load above 0.5
+# is marked as not measured on a quiet machine (the ratios
 # are then indicative only: other work shares the two cores). The whole
 # output also goes to target/bench/report.md.
 set -euo pipefail
@@ -23,17 +24,32 @@ QUIET_LOAD=0.5
 
 load() { cut -d' ' -f1 /proc/loadavg; }
 
-# part TITLE CMD...: a heading, the load at its start, CMD's output.
+# settle: wait, at most QUIET_WAIT seconds (default 180), for the 1-minute
+# load average to fall to QUIET_LOAD: a part's own boots keep it near 1
+# for a minute after they end, which would mark the next part as measured
+# on a busy machine. Prints the seconds waited.
+settle() {
+	local waited=0
+	while awk -v l="$(load)" -v q="$QUIET_LOAD" 'BEGIN { exit !(l > q) }' &&
+		[ "$waited" -lt "${QUIET_WAIT:-180}" ]; do
+		sleep 10
+		waited=$((waited + 10))
+	done
+	echo "$waited"
+}
+
+# part TITLE CMD...: a heading, the load at its start (after settle), CMD's output.
 part() {
-	local title=$1 l
+	local title=$1 l waited
 	shift
+	waited=$(settle)
 	l=$(load)
 	echo "### $title"
 	echo
 	if awk -v l="$l" -v q="$QUIET_LOAD" 'BEGIN { exit !(l > q) }'; then
-		echo "**Load average $l at the start (above $QUIET_LOAD): not a quiet machine, the numbers below are indicative only.**"
+		echo "**Load average $l at the start (above $QUIET_LOAD after $waited s of waiting): not a quiet machine, the numbers below are indicative only.**"
 	else
-		echo "Load average $l at the start."
+		echo "Load average $l at the start (after $waited s waiting for it to fall to $QUIET_LOAD)."
 	fi
 	echo
 	"$@"
