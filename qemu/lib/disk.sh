@@ -116,7 +116,7 @@ _disk_base() {
 # first .vt-remove (the paths to remove before extracting: those gone from
 # TREE and the non-directories that changed; one a line), then every
 # changed or new path (not recursive: rsync lists each). Prints the number
-# of changes. A file name with a newline cannot be listed: refused.
+# of changes. A name with an unprintable byte cannot be listed: refused.
 _disk_delta() {
 	local tree=$1 base=$2 out=$3 line path
 	rm -rf "$out" && mkdir -p "$out" || return 1
@@ -126,6 +126,12 @@ _disk_delta() {
 		echo "rsync could not compare $tree with $base" >&2
 		return 1
 	}
+	# rsync escapes a name's unprintable bytes (\#ooo): such a name could not
+	# be given to tar, nor read back by the guest, one a line.
+	if grep -q '\\#[0-7][0-7][0-7]' "$out/rsync"; then
+		echo "a path of $tree has an unprintable byte (rsync: $(grep -m1 '\\#[0-7][0-7][0-7]' "$out/rsync")): the delta cannot list it (set DISK_SHARED=no)" >&2
+		return 1
+	fi
 	: >"$out/remove" && : >"$out/list" || return 1
 	while IFS= read -r line; do
 		# "%i " is 12 characters ("*deleting" is padded to the 11 of %i).
@@ -139,12 +145,9 @@ _disk_delta() {
 		*) printf '%s\n' "$path" >>"$out/remove" && printf '%s\n' "$path" >>"$out/list" ;;
 		esac
 	done <"$out/rsync"
-	if grep -q '\\#012' "$out/rsync"; then
-		echo "a path of $tree has a newline: the delta cannot list it (set DISK_SHARED=no)" >&2
-		return 1
-	fi
 	cp "$out/remove" "$tree/.vt-remove" || return 1
-	tar -C "$tree" --numeric-owner --no-recursion -cf "$out/delta.tar" .vt-remove -T "$out/list" || return 1
+	tar -C "$tree" --numeric-owner --no-recursion -cf "$out/delta.tar" .vt-remove \
+		--verbatim-files-from -T "$out/list" || return 1
 	rm -f "$tree/.vt-remove"
 	wc -l <"$out/rsync"
 }

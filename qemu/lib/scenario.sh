@@ -96,8 +96,10 @@ build_initrds() {
 			--add "$VERIROOT_FULL_BIN:/bin/veriroot"
 }
 
-# One repository per algorithm, from the same tree.
+# One repository per algorithm, from the same tree. The shared disks made
+# of the last ones (qemu/lib/disk.sh) go with them.
 build_images() {
+	rm -rf "$WORK"/disks/plain-*
 	testimage_tree "$WORK/tree" "$BUSYBOX" || return 1
 	local alg
 	for alg in sha256 sha512; do

@@ -13,8 +13,12 @@
 #                       across the scenario's boots (vm_boot --tpm-state):
 #                       what boot 1 seals, boot 2's TPM can unseal
 #   seal_pcrs ARGS...   `veriroot predict ARGS --tpm2-pcrs` (sha256)
-#   seal_pcr PCR        the last boot's sha256 PCR value, as the guest's
-#                       seal-pcrs check printed it (VT-SEAL-PCR lines)
+#   seal_pcr PCR [PREFIX]
+#                       the last boot's sha256 PCR value, as the guest's
+#                       seal-pcrs check printed it (VT-SEAL-PCR lines; or
+#                       PREFIX's, e.g. VT-INITRD-PCR)
+#   seal_expect_tries_refused N WHAT
+#                       vt-seal-try's lines hold the TPM's refusal N times
 #   seal_tpm_state      the last boot's owner hierarchy (enabled or not)
 #
 # The volume is made in the guest: on the host, formatting the opened
@@ -48,6 +52,16 @@ seal_expect_refused() {
 	done
 }
 
+# seal_expect_tries_refused N WHAT: the last boot's unlabelled VT-SEAL
+# lines (qemu/guest/seal-try, in the initramfs) hold the TPM's refusal at
+# least N times: once per TPM2 token asked.
+seal_expect_tries_refused() {
+	[ "$(grep -aEc "^VT-SEAL: .*($SEAL_TPM_REFUSED)" "$BOOT_LOG")" -ge "$1" ] || {
+		echo "boot $BOOT_N: $2 failed, but not on the TPM's refusal of $1 token(s): $(grep -a '^VT-SEAL: ' "$BOOT_LOG" | grep -ai 'fail\|error' | tail -n 2 | tr '\n' ' ' | cut -c1-300)"
+		return 1
+	}
+}
+
 seal_prepare() {
 	debian_prepare || return 1
 	rm -rf "$SCENARIO_DIR/tpm" "$SCENARIO_DIR/seal-data.img"
@@ -64,9 +78,9 @@ seal_pcrs() {
 }
 
 seal_pcr() {
-	local v
-	v=$(grep -a "^VT-SEAL-PCR: sha256 $1 " "$BOOT_LOG" | tail -n 1 | awk '{ print tolower($4) }')
-	[ -n "$v" ] || { echo "boot $BOOT_N: no sha256 PCR $1 among the VT-SEAL-PCR lines"; return 1; }
+	local v prefix=${2:-VT-SEAL-PCR}
+	v=$(grep -a "^$prefix: sha256 $1 " "$BOOT_LOG" | tail -n 1 | awk '{ print tolower($4) }')
+	[ -n "$v" ] || { echo "boot $BOOT_N: no sha256 PCR $1 among the $prefix lines"; return 1; }
 	printf '%s\n' "$v"
 }
 
@@ -159,8 +173,8 @@ seal_pcrlock_check() (
 # seal_forged_initrd OUT UKI: the forged initrd of seal-forged-initrd, a
 # cpio (OUT) that uki_make appends to the Debian initramfs: it masks
 # veriroot-setup-root.service (/etc/systemd/system/… → /dev/null; the
-# unit itself is in /usr/lib) and runs qemu/guest/forge-pcr15 before the PCRs are read, with the
-# PCR 15 events `veriroot predict --uki UKI` lists for the genuine UKI.
+# unit itself is in /usr/lib) and runs qemu/guest/forge-pcr15 before the
+# PCRs are read, with the PCR 15 events `veriroot predict --uki UKI` lists for the genuine UKI.
 # Only the initrd differs from UKI: what systemd-stub measures into PCR 11.
 seal_forged_initrd() {
 	local out=$1 uki=$2 dir=$SCENARIO_DIR/forge units
