@@ -80,7 +80,8 @@ pub struct Tpm2Token {
     pub keyslots: Vec<String>,
     /// `tpm2-pcrs`: bound to literal values (or those at enrolment).
     pub pcrs: Vec<u32>,
-    /// `tpm2-pubkey-pcrs`: bound through a signed policy.
+    /// `tpm2_pubkey_pcrs` (systemd spells it with underscores, as its
+    /// other later keys): bound through a signed policy.
     pub pubkey_pcrs: Vec<u32>,
     /// `tpm2_pcrlock`: bound to systemd-pcrlock's NV index policy.
     pub pcrlock: bool,
@@ -188,7 +189,7 @@ pub fn parse(header: &[u8]) -> Result<Vec<Tpm2Token>, HeaderError> {
                 _ => Vec::new(),
             },
             pcrs: numbers(t.get("tpm2-pcrs")),
-            pubkey_pcrs: numbers(t.get("tpm2-pubkey-pcrs")),
+            pubkey_pcrs: numbers(t.get("tpm2_pubkey_pcrs")),
             pcrlock: matches!(t.get("tpm2_pcrlock"), Some(Value::Bool(true))),
         })
         .collect())
@@ -211,7 +212,7 @@ mod tests {
 
     const TOKENS: &str = r#"{"keyslots":{},"tokens":{
         "0":{"type":"systemd-tpm2","keyslots":["1"],"tpm2-pcrs":[9,15],"tpm2-pcr-bank":"sha256"},
-        "1":{"type":"systemd-tpm2","keyslots":["2"],"tpm2-pcrs":[15],"tpm2-pubkey-pcrs":[11]},
+        "1":{"type":"systemd-tpm2","keyslots":["2"],"tpm2-pcrs":[15],"tpm2_pubkey_pcrs":[11]},
         "2":{"type":"systemd-tpm2","keyslots":["3"],"tpm2-pcrs":[7,15]},
         "3":{"type":"systemd-recovery","keyslots":["4"]},
         "4":{"type":"systemd-tpm2","keyslots":["5"],"tpm2-pcrs":[15],"tpm2_pcrlock":true}
