@@ -56,7 +56,7 @@ USAGE:
   veriroot predict (--digest HEX [--insecure] | --cmdline STR | --failure)
                    [--sysext NAME:HEX]... [--uki FILE [--phase WORD[:WORD...]]]
                    [--signer CERT] [--machine-id ID] [--config FILE] [--pcr N]
-                   [--etc MODE] [--var MODE]
+                   [--etc MODE] [--var MODE] [--base-log LOG]
                    [--banks sha1,sha256,sha384,sha512]
                    [--json | --tpm2-pcrs [--signed-pcr11] | --pcrlock]
                                 the PCR values a veriroot boot of that image
@@ -75,6 +75,11 @@ USAGE:
                                 adds \"veriroot:signer:sha256:<key id>\".
                                 --machine-id: PCR 15 after switch root, where
                                 systemd-pcrmachine adds \"machine-id:ID\".
+                                --base-log: start from what systemd's
+                                measurement log LOG (of a boot of this machine)
+                                has in veriroot's PCRs before veriroot's first
+                                record (an encrypted root's tpm2-measure-pcr=
+                                \"cryptsetup:\" record).
                                 --tpm2-pcrs: one line for systemd-cryptenroll
                                 --tpm2-pcrs= (one bank, default sha256):
                                 15:sha256=HEX with what proves veriroot ran:

@@ -52,7 +52,8 @@ pub enum Command {
         files: Vec<PathBuf>,
         algorithm: Algorithm,
     },
-    Predict(PredictArgs),
+    // Boxed: the largest variant by far (clippy::large_enum_variant).
+    Predict(Box<PredictArgs>),
     Log {
         file: Option<PathBuf>,
         json: bool,
@@ -211,6 +212,7 @@ pub fn parse_args(
             ("predict", Long("tpm2-pcrs")) => p.tpm2_pcrs = true,
             ("predict", Long("signed-pcr11")) => p.signed_pcr11 = true,
             ("predict", Long("pcrlock")) => p.pcrlock = true,
+            ("predict", Long("base-log")) => p.base_log = Some(PathBuf::from(parser.value()?)),
             ("predict", Long("banks")) => p.banks = parse_banks(&parser.value()?.string()?)?,
             ("predict" | "log", Long("json")) => p.json = true,
             ("log", Long("no-tpm")) => no_tpm = true,
@@ -245,7 +247,7 @@ pub fn parse_args(
         "predict" => {
             p.cmdline = cmdline;
             p.config = config;
-            Command::Predict(p)
+            Command::Predict(Box::new(p))
         }
         "log" => Command::Log {
             file: path,
@@ -312,7 +314,7 @@ pub fn run(command: Command, paths: &HostPaths) -> Result<ExitCode, CommandError
         Command::Digest { files, algorithm } => {
             digest::run(&files, algorithm).map_err(CommandError::Digest)
         }
-        Command::Predict(args) => predict::run(args).map_err(CommandError::Predict),
+        Command::Predict(args) => predict::run(*args).map_err(CommandError::Predict),
         Command::Status(args) => status::run(&args).map_err(CommandError::Status),
         Command::Log {
             file,

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::measure::HashAlg;
 
+pub mod base_log;
 pub mod check;
 pub mod digest;
 pub mod enable_verity;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use crate::boot::cmdline::{Cmdline, ImageRef, MalformedArg};
 use crate::boot::config::{Config, ConfigError};
 use crate::fsverity::digest::{Algorithm, Digest, HexError};
+use crate::host::base_log::{self, BaseLogError};
 use crate::host::seal::{self, Pcr11};
 use crate::host::uki::{self, Uki, UkiError};
 use crate::measure::events::{self, Event};
@@ -42,6 +43,10 @@ pub enum PredictError {
     /// `--tpm2-pcrs` with more than one bank: systemd-cryptenroll takes one.
     Tpm2PcrsBanks(usize),
     SignedWithoutTpm2Pcrs,
+    BaseLog(BaseLogError),
+    /// `--base-log` with `--pcrlock`: a component describes veriroot's own
+    /// records; what came before is not veriroot's to describe.
+    BaseLogWithPcrlock,
 }
 
 impl fmt::Display for PredictError {
@@ -94,6 +99,11 @@ impl fmt::Display for PredictError {
             PredictError::SignedWithoutTpm2Pcrs => {
                 f.write_str("--signed-pcr11 only changes the --tpm2-pcrs form; add --tpm2-pcrs")
             }
+            PredictError::BaseLog(e) => write!(f, "--base-log: {e}"),
+            PredictError::BaseLogWithPcrlock => f.write_str(
+                "--base-log does not go with --pcrlock: a component holds veriroot's records only \
+                 (docs/sealing.md, \"Encrypted root\")",
+            ),
         }
     }
 }
@@ -106,6 +116,7 @@ impl std::error::Error for PredictError {
             PredictError::Uki(e) => Some(e),
             PredictError::Cmdline(e) => Some(e),
             PredictError::Signer(e) => Some(e),
+            PredictError::BaseLog(e) => Some(e),
             _ => None,
         }
     }
@@ -141,6 +152,9 @@ pub struct PredictArgs {
     pub signed_pcr11: bool,
     /// Print a systemd-pcrlock component of veriroot's events instead.
     pub pcrlock: bool,
+    /// systemd's measurement log of a boot: its records before veriroot's,
+    /// in veriroot's PCRs, are where the prediction starts (`base_log`).
+    pub base_log: Option<PathBuf>,
 }
 
 /// The identity `veriroot:signer:` measures, from a certificate or public
@@ -235,7 +249,19 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, PredictError> {
         ([_, _, ..], true) => return Err(PredictError::Tpm2PcrsBanks(args.banks.len())),
         (b, _) => b.to_vec(),
     };
-    let mut values = events::predict(&events, &banks);
+    if args.base_log.is_some() && args.pcrlock {
+        return Err(PredictError::BaseLogWithPcrlock);
+    }
+    let (start, base_records) = match &args.base_log {
+        Some(path) => {
+            let mut pcrs: Vec<u32> = events.iter().map(|e| e.pcr).collect();
+            pcrs.sort_unstable();
+            pcrs.dedup();
+            base_log::read(path, &pcrs, &banks).map_err(PredictError::BaseLog)?
+        }
+        None => Default::default(),
+    };
+    let mut values = events::predict_from(start, &events, &banks);
     let phase = args.phase.as_deref().unwrap_or(uki::DEFAULT_PHASE);
     let sections = uki.as_ref().map(Uki::measured_sections).unwrap_or_default();
     if uki.is_some() {
@@ -272,6 +298,12 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, PredictError> {
             for word in uki::phase_words(phase) {
                 println!("event PCR {}: phase {word}", uki::PCR_KERNEL_BOOT);
             }
+        }
+        for r in &base_records {
+            println!(
+                "event PCR {}: {} (record #{} of the base log)",
+                r.pcr, r.description, r.number
+            );
         }
         for e in &events {
             println!("event PCR {}: {}", e.pcr, e.string);

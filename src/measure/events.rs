@@ -106,7 +106,18 @@ pub fn failure_events(pcr: u32, also: &[u32]) -> Vec<Event> {
 /// PCR values after `events`, per bank and PCR, from the reset value (all
 /// zeros): what the TPM holds if veriroot is the only one to extend them.
 pub fn predict(events: &[Event], banks: &[HashAlg]) -> BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> {
-    let mut out: BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
+    predict_from(BTreeMap::new(), events, banks)
+}
+
+/// As [`predict`], from `start` where it has a value (what was measured
+/// into those PCRs before veriroot, `host::base_log`).
+pub fn predict_from(
+    start: BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>>,
+    events: &[Event],
+    banks: &[HashAlg],
+) -> BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> {
+    let mut out = start;
+    out.retain(|bank, _| banks.contains(bank));
     for &bank in banks {
         let pcrs = out.entry(bank).or_default();
         for e in events {
