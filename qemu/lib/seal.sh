@@ -40,6 +40,14 @@ SEAL_DATA_SIZE=64M
 # of range or is not correct for the context").
 SEAL_TPM_REFUSED='Current policy digest does not match stored policy digest|policy check failed|Failed to add OR policy to TPM: tpm:parameter\(1\):value is out of range'
 
+# The refusal of a signed PCR 11 policy: systemd 257 has the TPM compute
+# the PCR policy digest of the current values and looks for a signature
+# of that digest, by the token's key, in the UKI's .pcrsig JSON; with none
+# it does not ask the TPM to unseal (debian-encrypted-root, after the
+# initrd: the UKI signs PCR 11 at enter-initrd only).
+# shellcheck disable=SC2034 # read by the scenario files
+SEAL_SIGNATURE_REFUSED="Couldn't find signature for this PCR bank, PCR index and public key"
+
 # seal_expect_refused LABEL...: the last boot's VT-SEAL lines of each
 # LABEL (a tool run by qemu/guest/seal-checks) hold the TPM's refusal.
 seal_expect_refused() {

@@ -12,6 +12,11 @@
 #                                .cmdline is "root=LABEL=vt-root rw KARGS
 #                                console=ttyS0 panic=-1 oops=panic", signed
 #                                with the test db key (OUT.unsigned: before)
+#   uki_make_signed OUT "KARGS"  uki_make, and a signed PCR 11 policy in it:
+#                                the test PCR key's public half (.pcrpkey)
+#                                and its signature of the UKI's PCR 11 at
+#                                enter-initrd (.pcrsig), as `ukify
+#                                --pcr-private-key` makes them
 #   uki_boot UKI                 one boot from an ESP holding UKI as
 #                                \EFI\BOOT\BOOTX64.EFI; as debian_boot
 #   uki_pass UKI "CHECKS" [REGEX...]   / uki_refuse UKI REGEX...
@@ -37,6 +42,11 @@
 # Knobs: UKI_BOOT_TIMEOUT (600 s), UKI_REFUSE_TIMEOUT (120 s), UKI_QEMU
 # (extra QEMU options, default "-m 2048 -smp 1"), UKI_OVMF_CODE/UKI_OVMF_VARS.
 #
+# The signed PCR 11 policy: a test-only RSA 2048 key pair ($UKI_WORK/keys/
+# pcr.key, pcr.pub); ukify signs with trixie's systemd-measure, run from
+# the Debian tree's files with that tree's own dynamic loader (the host's
+# glibc is older), through a wrapper in $UKI_WORK/measure-tool.
+#
 # Secure Boot: test-only PK, KEK and db keys (openssl, RSA 2048) made once
 # per work directory; virt-fw-vars enrolls them (no Microsoft keys) into a
 # copy of OVMF_VARS_4M.fd with Secure Boot enabled; each boot gets a fresh
@@ -55,6 +65,8 @@ UKI_REFUSE_TIMEOUT=${UKI_REFUSE_TIMEOUT:-120}
 UKI_CONSOLE='console=ttyS0 panic=-1 oops=panic'
 # OVMF + the Debian system under TCG took 220 s to power off on a busy host.
 UKI_BOOT_TIMEOUT=${UKI_BOOT_TIMEOUT:-600}
+# uki_make's extra ukify options (uki_make_signed's).
+_UKI_SIGN=()
 # One vCPU: with two, a UEFI (q35, SMM) guest on a loaded host once hung in
 # early boot with RCU stalls on its second CPU (no timer interrupts).
 read -ra UKI_QEMU_ARGS <<<"${UKI_QEMU:--m 2048 -smp 1}"
@@ -106,6 +118,29 @@ _uki_keys() {
 	done
 }
 
+# _uki_pcr_key DIR: the PCR policy signing key (DIR/pcr.key, DIR/pcr.pub).
+_uki_pcr_key() {
+	[ -s "$1/pcr.pub" ] && return 0
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1/pcr.key" 2>/dev/null &&
+		openssl pkey -in "$1/pcr.key" -pubout -out "$1/pcr.pub"
+}
+
+# _uki_measure_tool: $UKI_WORK/measure-tool/systemd-measure, a wrapper
+# running the Debian tree's systemd-measure (unpacked once beside it).
+_uki_measure_tool() {
+	local dir=$UKI_WORK/measure-tool lib
+	[ -x "$dir/systemd-measure" ] && return 0
+	_debian_tarball_path
+	rm -rf "$dir" && mkdir -p "$dir/tree" || return 1
+	tar -C "$dir/tree" -xf "$DEBIAN_TARBALL" ./usr/lib/x86_64-linux-gnu ./usr/lib/systemd/systemd-measure || return 1
+	lib=$dir/tree/usr/lib/x86_64-linux-gnu
+	printf '#!/bin/sh
+exec %s/ld-linux-x86-64.so.2 --library-path %s:%s/systemd %s/tree/usr/lib/systemd/systemd-measure "$@"
+' \
+		"$lib" "$lib" "$lib" "$dir" >"$dir/systemd-measure.tmp" && chmod +x "$dir/systemd-measure.tmp" &&
+		mv "$dir/systemd-measure.tmp" "$dir/systemd-measure"
+}
+
 # _uki_vars OUT: OVMF's variable store with the test keys, Secure Boot on.
 _uki_vars() {
 	local owner=5f7d3c8e-7a4c-4c1e-9d0b-766572696f6f # any GUID names the owner
@@ -142,7 +177,11 @@ _uki_prepare_locked() {
 		_uki_tools_fetch || { echo "uki: fetching ukify and the stub failed (see harness.log)"; return 1; }
 	fi
 	log "uki: tools $(tr '\n' ' ' <"$UKI_TOOLS/.packages")"
-	_uki_keys "$UKI_WORK/keys" || { echo "uki: making the Secure Boot keys failed"; return 1; }
+	if ! { _uki_keys "$UKI_WORK/keys" && _uki_pcr_key "$UKI_WORK/keys"; }; then
+		echo "uki: making the test keys failed"
+		return 1
+	fi
+	_uki_measure_tool || { echo "uki: unpacking systemd-measure from the Debian tree failed"; return 1; }
 	[ -s "$UKI_WORK/vars.fd" ] || _uki_vars "$UKI_WORK/vars.fd" ||
 		{ echo "uki: enrolling the keys with virt-fw-vars failed (see harness.log)"; return 1; }
 }
@@ -151,8 +190,8 @@ _uki_prepare_locked() {
 # INITRD: a cpio ukify appends to the default initramfs in the .initrd
 # section (the kernel unpacks both; a later file replaces an earlier one).
 uki_make() {
-	local out=$1 kargs=$2 extra=()
-	[ -z "${3:-}" ] || extra=(--initrd="$3")
+	local out=$1 kargs=$2 extra=("${_UKI_SIGN[@]}")
+	[ -z "${3:-}" ] || extra+=(--initrd="$3")
 	ukify build --linux="$DEBIAN_BUILD/vmlinuz" --initrd="$DEBIAN_BUILD/initramfs-default.img" "${extra[@]}" \
 		--uname="$(cat "$DEBIAN_BUILD/kver")" --os-release=@"$DEBIAN_BUILD/os-release" \
 		--stub="$UKI_TOOLS/usr/lib/systemd/boot/efi/linuxx64.efi.stub" \
@@ -162,6 +201,15 @@ uki_make() {
 		{ echo "sbsign failed (see harness.log)"; return 1; }
 	log "uki: $out: $(stat -c %s "$out") bytes, $(host_veriroot predict --uki "$out" --failure --banks sha256 |
 		grep -c 'UKI section') sections measured"
+}
+
+# uki_make_signed OUT "KARGS": systemd-cryptenroll --tpm2-public-key-pcrs=11
+# with that key admits any UKI it signed, at the phase signed (only
+# enter-initrd: a secret bound so is out of reach once the initrd is left).
+uki_make_signed() {
+	local _UKI_SIGN=(--tools="$UKI_WORK/measure-tool" --pcr-private-key="$UKI_WORK/keys/pcr.key"
+		--pcr-public-key="$UKI_WORK/keys/pcr.pub" --phases=enter-initrd --pcr-banks=sha256)
+	uki_make "$@"
 }
 
 # uki_boot UKI: as debian_boot, but the firmware boots UKI.
