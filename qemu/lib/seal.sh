@@ -134,8 +134,9 @@ seal_second_image() {
 
 # seal_pcrlock_check DIR DIGEST...: does systemd-pcrlock take veriroot's
 # components? `veriroot predict --digest D --pcrlock` for each DIGEST,
-# saved as the variants of 755-veriroot.pcrlock.d/, and the trixie tree's
-# systemd-pcrlock (257) run on the host in a chroot of the tree's
+# saved as the variants of 755-veriroot.pcrlock.d/, and the Debian tree's
+# systemd-pcrlock (DEBIAN_SUITE's: trixie 257 in seal-unlock, forky 262
+# in forky-boot) run on the host in a chroot of the tree's
 # pcrlock, pcrextend and libraries (extracted into DIR/tree: no ESP there
 # for make-policy to write to, nothing of the host's /run or /etc used),
 # against a private swtpm (DIR/tpm): PCR 15 extended by systemd-pcrextend
@@ -175,7 +176,7 @@ seal_pcrlock_check() (
 	got=$(python3 -c 'import json,sys; print(",".join(sorted(v for p in json.load(open(sys.argv[1]))["pcrValues"] if p["pcr"] == 15 for v in p["values"])))' "$dir/policy.json")
 	[ "$got" = "$want" ] || { echo "pcrlock's policy admits PCR 15 = $got, predicted $want"; exit 1; }
 	rm -rf "$tree"
-	log "seal: systemd-pcrlock make-policy admits PCR 15 = $got ($(grep -m1 'PCRs in protection mask' "$dir/make-policy.log"))"
+	log "seal: systemd-pcrlock ($DEBIAN_SUITE) make-policy admits PCR 15 = $got ($(grep -m1 'PCRs in protection mask' "$dir/make-policy.log"))"
 )
 
 # seal_forged_initrd OUT UKI: the forged initrd of seal-forged-initrd, a
