@@ -145,8 +145,12 @@ bootcount_expect_pcrs() {
 # (random seed, bootctl socket) need bootctl, which is not there: left out.
 bootcount_sysext_bless() {
 	local dir=$1 cache=$VERIROOT_CACHE/bootcount version deb f
+	# awk reads to the end: had it exited at the match, tar could still be
+	# writing, die of SIGPIPE, and under pipefail fail the whole pipeline
+	# (fallback-blessed once failed so, silently, in a loaded CI run).
 	version=$(tar -xOf "$DEBIAN_TARBALL" ./var/lib/dpkg/status |
-		awk '/^Package: systemd$/ { p = 1 } p && /^Version: / { print $2; exit }') || return 1
+		awk '/^Package: systemd$/ { p = 1 } p && !v && /^Version: / { v = $2 } END { print v }') ||
+		{ echo "bootcount: reading systemd's version from $DEBIAN_TARBALL failed" >&2; return 1; }
 	[ -n "$version" ] || { echo "bootcount: no systemd in $DEBIAN_TARBALL" >&2; return 1; }
 	deb=$cache/systemd-boot_${version//:/%3a}_amd64.deb
 	if [ ! -s "$deb" ]; then
