@@ -263,6 +263,14 @@ _debian_customize() {
 		mkdir -p "$tree/sysroot" "$tree/etc/systemd/system/multi-user.target.wants" \
 			"$inc/etc/systemd/system/emergency.target.wants" &&
 		printf 'veriroot-debian\n' >"$tree/etc/hostname" &&
+		# Off the critical chain to multi-user.target (systemd-analyze in
+		# debian-boot, every boot under TCG): Debian's getty-static (gettys
+		# on tty2-6 where logind is absent; the test uses the serial lines),
+		# 5.8 s; ldconfig.service, 4.3 s in each deployment's first boot
+		# (ConditionNeedsUpdate=/etc): the image's /etc/ld.so.cache is built
+		# with the image, as on any image-based system.
+		ln -sfn /dev/null "$tree/etc/systemd/system/getty-static.service" &&
+		ln -sfn /dev/null "$tree/etc/systemd/system/ldconfig.service" &&
 		install -D -m 0755 "$QEMU_DIR/guest/debian-check" "$tree/usr/libexec/veriroot-test/debian-check" &&
 		install -D -m 0644 "$QEMU_DIR/guest/seal-checks" "$tree/usr/libexec/veriroot-test/seal-checks" &&
 		install -D -m 0755 "$QEMU_DIR/guest/tpm-dump" "$tree/usr/bin/vt-tpm-dump" || return 1
