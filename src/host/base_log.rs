@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::host::log::{read_capped, LogCommandError, MAX_LOG_SIZE};
-use crate::measure::bank;
+use crate::host::log::{read_capped, transpose, LogCommandError, MAX_LOG_SIZE};
 use crate::measure::eventlog::{self, Content, Record};
 use crate::measure::HashAlg;
 use crate::text::escape;
@@ -134,38 +133,33 @@ fn base(
         .iter()
         .position(|r| string_of(r).is_some_and(|s| s.starts_with(VERIROOT_PREFIX)))
         .ok_or(Missing::NoVeriroot)?;
-    let mut values = PcrValues::new();
+    let mut base = Vec::new();
     let mut taken = Vec::new();
     for (i, r) in records[..first].iter().enumerate() {
         if !pcrs.contains(&r.pcr) {
             continue;
         }
-        for &b in banks {
-            let (_, digest) = r
-                .digests
-                .iter()
-                .find(|(a, _)| *a == b)
-                .ok_or(Missing::Bank {
-                    record: i + 1,
-                    pcr: r.pcr,
-                    bank: b,
-                })?;
-            let old = values
-                .entry(b)
-                .or_default()
-                .remove(&r.pcr)
-                .unwrap_or_else(|| vec![0; b.digest_len()]);
-            values
-                .entry(b)
-                .or_default()
-                .insert(r.pcr, bank::extend(b, &old, digest));
+        // replay() passes over a bank a record lacks: here that would be a
+        // wrong start, so it is refused.
+        if let Some(&b) = banks
+            .iter()
+            .find(|b| !r.digests.iter().any(|(a, _)| a == *b))
+        {
+            return Err(Missing::Bank {
+                record: i + 1,
+                pcr: r.pcr,
+                bank: b,
+            });
         }
+        base.push(r.clone());
         taken.push(BaseRecord {
             number: i + 1,
             pcr: r.pcr,
             description: escape(string_of(r).unwrap_or("(no string)")),
         });
     }
+    let mut values = transpose(&eventlog::replay(&base));
+    values.retain(|b, _| banks.contains(b));
     Ok((values, taken))
 }
 
@@ -197,7 +191,7 @@ mod tests {
             record(15, "machine-id:00", 4),
         ];
         let (values, taken) = base(&log, &[15], &[HashAlg::Sha256]).unwrap();
-        let want = bank::extend(HashAlg::Sha256, &[0; 32], &[2; 32]);
+        let want = crate::measure::bank::extend(HashAlg::Sha256, &[0; 32], &[2; 32]);
         assert_eq!(values[&HashAlg::Sha256][&15], want);
         assert_eq!(
             values[&HashAlg::Sha256].len(),

@@ -193,7 +193,8 @@ fn first_mismatch(records: &[eventlog::Record], pcr: u32, bank: HashAlg, live: &
     "no prefix of the log matches: the PCR was extended by something not in this log".into()
 }
 
-fn transpose(
+/// PCR → bank → value, as `eventlog::replay` gives it, to bank → PCR → value.
+pub(crate) fn transpose(
     values: &BTreeMap<u32, BTreeMap<HashAlg, Vec<u8>>>,
 ) -> BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> {
     let mut out: BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
