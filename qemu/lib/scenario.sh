@@ -76,7 +76,7 @@ build() {
 	log "building veriroot (static, full and initrd builds for $RUST_TARGET, the host's full one) and veriroot-mkimage"
 	(cd "$VERIROOT_DIR" &&
 		cargo build --quiet --release --target "$RUST_TARGET" -p veriroot --bin veriroot &&
-		cargo build --quiet --profile initrd --target "$RUST_TARGET" -p veriroot --bin veriroot-initrd &&
+		tools/build-initrd "$RUST_TARGET" --quiet &&
 		{ [ "$HOST_VERIROOT_BIN" = "$VERIROOT_FULL_BIN" ] ||
 			cargo build --quiet --release --target "$(uname -m)-unknown-linux-musl" -p veriroot --bin veriroot; } &&
 		cargo build --quiet --release -p veriroot-mkimage)
